@@ -1,0 +1,73 @@
+# Data stage: each source file -> cleaned parquet (+ every rejected row, + stats); sources -> training mix.
+
+wildcard_constraints:
+    stage="knowledge|safety",
+    source=r"[A-Za-z0-9_.-]+",
+
+
+def clean_inputs(wc):
+    src = wf.source(config, wc.stage, wc.source)
+    inputs = {
+        "source": src["path"],
+        "rules": wf.english_rules(wf.clean_config(config, wc.stage, wc.source)),
+        "eval_sets": [s["path"] for s in wf.eval_sets(config)],
+    }
+    if src.get("decisions"):
+        inputs["decisions"] = src["decisions"]
+    return inputs
+
+
+rule clean_source:
+    input:
+        unpack(clean_inputs),
+    output:
+        clean="results/data/{stage}/{source}/clean.parquet",
+        rejected="results/data/{stage}/{source}/rejected.parquet",
+        stats=report("results/data/{stage}/{source}/stats.json", category="Data", subcategory="{stage}"),
+    params:
+        name=lambda wc: wc.source,
+        fmt=lambda wc: wf.source(config, wc.stage, wc.source).get("format"),
+        clean=lambda wc: wf.clean_config(config, wc.stage, wc.source),
+        eval_sets=wf.eval_sets(config),
+        categories=config["eval"]["categories"],
+        refine=config["refine"],
+        refine_judge=wf.judge(config, config["refine"]["judge"]) if config["refine"]["enabled"] else None,
+        llm_cache=config["llm_cache"],
+        usage="results/llm/clean_source/{stage}/{source}.json",
+    log:
+        "logs/clean_source/{stage}/{source}.log",
+    benchmark:
+        "benchmarks/clean_source/{stage}/{source}.tsv"
+    script:
+        "../scripts/clean_source.py"
+
+
+rule mix:
+    input:
+        lambda wc: expand("results/data/{{stage}}/{source}/clean.parquet", source=wf.source_names(config, wc.stage)),
+    output:
+        "results/data/{stage}/train.parquet",
+    params:
+        caps=lambda wc: {s["name"]: s.get("cap") for s in wf.sources(config, wc.stage)},
+        seed=config["mix"]["seed"],
+    log:
+        "logs/mix/{stage}.log",
+    benchmark:
+        "benchmarks/mix/{stage}.tsv"
+    script:
+        "../scripts/mix.py"
+
+
+# On demand (not part of `all`): snakemake results/data/knowledge/demo_alpaca/review.csv
+rule review_sheet:
+    input:
+        "results/data/{stage}/{source}/clean.parquet",
+    output:
+        "results/data/{stage}/{source}/review.csv",
+    params:
+        sample=config["review"]["sample"],
+        seed=config["review"]["seed"],
+    log:
+        "logs/review_sheet/{stage}/{source}.log",
+    script:
+        "../scripts/review_sheet.py"

@@ -1,0 +1,50 @@
+# Training: full-parameter instruction tuning (transformers Trainer + DeepSpeed ZeRO-1), one round a job.
+
+
+wildcard_constraints:
+    model=r"base|kg_r\d+|safe_r\d+",
+
+
+rule build_tiny:
+    input:
+        corpus=config["tiny"]["corpus"],
+    output:
+        directory("results/models/tiny"),
+    params:
+        tiny=config["tiny"],
+    log:
+        "logs/build_tiny/build_tiny.log",
+    benchmark:
+        "benchmarks/build_tiny/build_tiny.tsv"
+    script:
+        "../scripts/build_tiny.py"
+
+
+def train_inputs(wc):
+    previous = wf.previous_model(wc.model, lambda: selected_model("knowledge"))
+    return {
+        "model": wf.model_path(config, previous),
+        "data": f"results/data/{wf.stage_of(wc.model)}/train.parquet",
+    }
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        directory("results/models/{model}"),
+    wildcard_constraints:
+        model=r"(kg|safe)_r\d+",
+    params:
+        train=config["train"],
+        epochs=lambda wc: config["loop"][wf.stage_of(wc.model)]["epochs_per_round"],
+        workdir=lambda wc: f"results/models/.work/{wc.model}",
+    resources:
+        **wf.train_resources(config),
+    threads: workflow.cores
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "benchmarks/train/{model}.tsv"
+    script:
+        "../scripts/train.py"
