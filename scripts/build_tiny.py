@@ -1,0 +1,13 @@
+"""Rule build_tiny: the demo base model (results/models/tiny) from config `tiny` and the demo corpus."""
+import logging
+import sys
+
+from culturalign.tiny import build_tiny
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+sys.stderr = open(snakemake.log[0], "a")  # tokenizers/transformers warnings go to the rule's log
+options = {k: v for k, v in dict(snakemake.params.tiny).items() if k != "corpus"}
+with open(snakemake.input.corpus, encoding="utf-8") as f:
+    texts = [line.rstrip("\n") for line in f]
+build_tiny(snakemake.output[0], texts, **options)
+logging.info("tiny model built from %d lines of %s: %s", len(texts), snakemake.input.corpus, options)

@@ -1,0 +1,22 @@
+"""Rule generate: a model's answers to one benchmark -> results/generations/{model}/{benchmark}.parquet.
+
+params.sets: the benchmark's evaluation files [{path, format, limit}] (the risky benchmark may have
+several: they are concatenated); params.generation: {max_new_tokens, batch_size, backend};
+params.categories: the config's extra category mappings.
+"""
+import logging
+
+import torch
+
+from culturalign.benchmarks import load_sets
+from culturalign.generate import generate, with_items
+from culturalign.io import write_parquet
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+torch.set_num_threads(snakemake.threads)
+items = load_sets(snakemake.params.sets, snakemake.params.categories)
+gen = snakemake.params.generation
+answers = generate(snakemake.input.model, items, max_new_tokens=gen["max_new_tokens"],
+                   batch_size=gen["batch_size"], backend=gen.get("backend", "auto"))
+write_parquet(with_items(answers, items), snakemake.output[0])
+logging.info("%d answers, %d generated tokens", answers.height, answers["answer_tokens"].sum())

@@ -1,0 +1,16 @@
+"""Rule report: results/report/report.md and report.html (paper Tables 2-4, rounds, data, training, cost)."""
+import logging
+
+from culturalign.report import build_report
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+build_report(
+    compared=dict(snakemake.params.compared),
+    loop_paths=list(snakemake.input.loops),
+    score_paths=list(snakemake.input.scores),
+    stats_paths=list(snakemake.input.stats),
+    model_dirs=list(snakemake.input.models),
+    md_path=snakemake.output.md,
+    html_path=snakemake.output.html,
+)
+logging.info("report written: %s, %s", snakemake.output.md, snakemake.output.html)

@@ -1,0 +1,24 @@
+"""Rule score_knowledge: judge a model's knowledge answers -> results/scores/{model}/knowledge.json.
+
+params: model (name), eval (the eval.knowledge block: path, format, threshold_T, limit), judge (the judge's
+config), target (loop.knowledge.target), llm_cache, usage (token-usage JSON of an LLM judge).
+"""
+import logging
+
+from culturalign.benchmarks import benchmark_name
+from culturalign.generate import read_generations
+from culturalign.io import write_json
+from culturalign.judges import judge_name, score_knowledge
+from culturalign.metrics import knowledge_report
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+params = snakemake.params
+items, answers = read_generations(snakemake.input.generations)
+scores = score_knowledge(items, answers, params.judge, cache_path=params.llm_cache, usage_path=params.usage)
+report = knowledge_report(items, answers, scores, model=params.model,
+                          benchmark=benchmark_name(params.eval.get("format"), params.eval["path"]),
+                          judge=judge_name(params.judge), threshold=params.eval["threshold_T"],
+                          target=params.target, limit=params.eval.get("limit"))
+write_json(report, snakemake.output[0])
+logging.info("ACC %s (n_scored %d, judge failures %d), passed=%s", report["acc"]["overall"], report["n_scored"],
+             report["n_judge_failed"], report["passed"])

@@ -1,0 +1,142 @@
+"""Config validation, the config-to-path helpers, the loop logic and the report, without Snakemake jobs."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from culturalign import loop, workflow as wf
+from culturalign.io import write_json
+from culturalign.report import build_report
+
+
+@pytest.fixture()
+def config(repo_root):
+    return yaml.safe_load((repo_root / "config.yaml").read_text())
+
+
+def check(cfg, repo_root):
+    validate(cfg, str(repo_root / "config.schema.yaml"))
+    return cfg
+
+
+def test_schema_fills_defaults(config, repo_root):
+    cfg = check(config, repo_root)
+    assert cfg["clean"]["near_dedup"] == {"enabled": True, "threshold": 0.85, "ngram": 5, "num_perm": 128, "seed": 1}
+    assert cfg["train"]["packing"] is True and cfg["train"]["nodes"] == 1
+    assert cfg["data"]["knowledge"][0]["cap"] is None
+
+
+@pytest.mark.parametrize("path, value, needle", [
+    (("clean", "lenght"), {}, "'lenght' was unexpected"),
+    (("clean", "cjk", "min_share"), "much", "'much' is not of type 'number'"),
+    (("loop", "knowledge", "target", "accuracy"), 0.5, "'accuracy' was unexpected"),
+    (("generation", "batch_size"), 0, "less than the minimum"),
+])
+def test_schema_names_the_bad_key(config, repo_root, path, value, needle):
+    cfg = copy.deepcopy(config)
+    node = cfg
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    with pytest.raises(Exception) as err:
+        check(cfg, repo_root)
+    assert needle in str(err.value)
+
+
+def test_source_overrides_merge_over_global(config, repo_root):
+    cfg = check(config, repo_root)
+    cfg["data"]["knowledge"][0]["clean"] = {"cjk": {"min_share": 0.9}}
+    merged = wf.clean_config(cfg, "knowledge", "demo_alpaca")
+    assert merged["cjk"] == {"enabled": True, "min_share": 0.9}
+    assert merged["length"] == cfg["clean"]["length"]
+    assert wf.clean_config(cfg, "knowledge", "demo_dialogues")["cjk"]["min_share"] == 0.3
+    with pytest.raises(KeyError, match="no source named 'nope'"):
+        wf.source(cfg, "knowledge", "nope")
+
+
+def test_duplicate_source_names_rejected(config):
+    config["data"]["safety"].append(dict(config["data"]["safety"][0]))
+    with pytest.raises(ValueError, match="repeated: demo_safety"):
+        wf.check_unique_sources(config)
+
+
+def test_model_paths_and_previous_rounds(config):
+    assert wf.model_path(config, "base") == "results/models/tiny"
+    assert wf.model_path({"base_model": "/m/llama3"}, "base") == "/m/llama3"
+    assert wf.previous_model("kg_r1", lambda: "unused") == "base"
+    assert wf.previous_model("kg_r3", lambda: "unused") == "kg_r2"
+    assert wf.previous_model("safe_r1", lambda: "kg_r2") == "kg_r2"
+    assert wf.previous_model("safe_r2", lambda: "unused") == "safe_r1"
+    assert wf.stage_of("safe_r2") == "safety"
+    with pytest.raises(ValueError, match="not a trained model name"):
+        wf.stage_of("base")
+    assert wf.train_resources({"train": {"nodes": 4}}) == {"nodes": 4, "tasks": 4, "mpi": "srun"}
+
+
+def knowledge_score(model, acc):
+    return {"model": model, "acc": {"overall": acc}}
+
+
+def test_walk_stops_at_first_pass_or_max_rounds():
+    accs = {"base": 0.1, "kg_r1": 0.3, "kg_r2": 0.5, "kg_r3": 0.9}
+    asked = []
+
+    def score_of(model):
+        asked.append(model)
+        return knowledge_score(model, accs[model])
+
+    assert loop.walk("base", "kg", 3, {"acc": 0.4}, score_of) == ["base", "kg_r1", "kg_r2"]
+    assert asked == ["base", "kg_r1", "kg_r2"]
+    assert loop.walk("base", "kg", 1, {"acc": 0.4}, score_of) == ["base", "kg_r1"]
+    assert loop.walk("base", "kg", 3, {"acc": 0.05}, score_of) == ["base"]
+
+
+def test_summarize_selects_first_pass_else_last():
+    scores = [knowledge_score("base", 0.1), knowledge_score("kg_r1", 0.5)]
+    s = loop.summarize(scores, {"acc": 0.4})
+    assert (s["selected"], s["reason"]) == ("kg_r1", "passed")
+    assert [r["passed"] for r in s["rounds"]] == [False, True]
+    s = loop.summarize(scores, {"acc": 0.9})
+    assert (s["selected"], s["reason"]) == ("kg_r1", "max_rounds")
+
+
+def test_report_tables_carry_the_scores(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    acc = {"overall": 0.4454, "TU": 0.4892, "IE": 0.376, "TG": 0.5585, "LR": 0.3644, "TP": 0.24}
+    refusal = {"n": 3, "n_judge_failed": 0, "overall": {"RR-1": 0.5238, "RR-2": 0.4199, "HR": 0.0065}}
+    mcq = {"n": 5, "n_unparsed": 0, "answer_key": "gold",
+           "acc": {"overall": 0.7206, "DI": 0.4542, "VV": 0.8095, "CV": 0.9329, "IR": 0.7655, "SR": 0.641}}
+    score_paths = []
+    for model in ("base", "kg_r1", "safe_r1"):
+        for name, body in (("knowledge", {"model": model, "acc": acc, "threshold_T": 90}),
+                           ("safety", {"model": model, "mcq": mcq, "refusal": refusal})):
+            path = f"results/scores/{model}/{name}.json"
+            write_json(body, path)
+            score_paths.append(path)
+    write_json(loop.summarize([knowledge_score("base", 0.1), {"model": "kg_r1", "acc": acc}], {"acc": 0.4}),
+               "results/loop/knowledge.json")
+    write_json(loop.summarize([{"model": "kg_r1", "mcq": mcq, "refusal": refusal}], {"RR-1": 0.5}),
+               "results/loop/safety.json")
+    write_json({"source": "demo", "rows_in": 10, "rows_kept": 7, "rows_rejected": 3,
+                "dropped": {"exact_duplicate": 2, "english_context": 1}, "refined": 0},
+               "results/data/knowledge/demo/stats.json")
+    (tmp_path / "results/models/kg_r1").mkdir(parents=True)
+    (tmp_path / "results/models/kg_r1/trainer_log.jsonl").write_text(
+        "\n".join(json.dumps({"step": i, "loss": 3.0 - i}) for i in range(1, 3)))
+    build_report(compared={"base": "base", "kg": "kg_r1", "safe": "safe_r1"},
+                 loop_paths=["results/loop/knowledge.json", "results/loop/safety.json"], score_paths=score_paths,
+                 stats_paths=["results/data/knowledge/demo/stats.json"], model_dirs=["results/models/kg_r1"],
+                 md_path="results/report/report.md", html_path="results/report/report.html")
+    md = (tmp_path / "results/report/report.md").read_text()
+    assert "| KG (kg_r1) | 48.92 | 37.60 | 55.85 | 36.44 | 24.00 | 44.54 |" in md
+    assert "| SAFE (safe_r1) | 45.42 | 80.95 | 93.29 | 76.55 | 64.10 | 72.06 |" in md
+    assert "| Base (base) | 52.38 | 41.99 | 0.65 |" in md
+    assert "| knowledge | demo | 10 | 7 | 3 | 0 | 1 | 2 |" in md
+    assert "| kg_r1 | 2 | 2.0000 | 1.0000 |" in md
+    html = (tmp_path / "results/report/report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3  # two loop curves and the loss curve
+    assert "<td>44.54</td>" in html
