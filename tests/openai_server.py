@@ -1,0 +1,150 @@
+"""A real HTTP server speaking the OpenAI chat completions API, for tests of culturalign.llm.
+
+FastAPI + uvicorn on 127.0.0.1 (a free port), in a background thread. Its behaviour is scripted
+per test (fixed reply or a reply function, failing the first N requests, answering an HTTP error,
+answering slower than the client's timeout), and it keeps its own request counter and a log of
+what it received (headers and body), so tests assert on what really went over the wire.
+
+Use the `chat_server` fixture: one server per test session, its script and log reset per test.
+Test modules import it: `from openai_server import chat_server, _chat_server_session  # noqa: F401`.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+
+@dataclass
+class Raw:
+    """A reply function's way to answer 200 with this text as the whole (non-JSON) body."""
+    text: str
+
+
+# A reply function gets the request body and returns the reply text, an int (answer that HTTP
+# status), or Raw (a malformed response).
+Reply = str | Callable[[dict], "str | int | Raw"]
+
+
+@dataclass
+class Script:
+    reply: Reply = "好的。"
+    fail_first: int = 0            # the first N requests are answered with fail_status
+    fail_status: int = 429
+    sleep: float = 0.0             # seconds to wait before answering (longer than the client timeout)
+    usage: tuple[int, int] | None = None   # (prompt, completion) tokens; None: count characters
+    echo_key: bool = False         # error messages repeat the bearer token, as OpenAI's 401 does
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class ChatServer:
+    script: Script = field(default_factory=Script)
+    received: list[Received] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def requests(self) -> int:
+        """How many chat completion requests arrived (the server's own count)."""
+        return len(self.received)
+
+    @property
+    def auth_headers(self) -> list[str | None]:
+        return [r.headers.get("authorization") for r in self.received]
+
+    def set(self, **script) -> None:
+        """A fresh script (unset fields take their defaults) and an empty log."""
+        self.script = Script(**script)
+        self.received.clear()
+
+    def respond(self, body: dict) -> tuple[int, dict | Raw]:
+        number = len(self.received)   # this request's number (it is already logged)
+        if number <= self.script.fail_first:
+            return self.script.fail_status, self.error(self.script.fail_status)
+        reply = self.script.reply(body) if callable(self.script.reply) else self.script.reply
+        if isinstance(reply, int):
+            return reply, self.error(reply)
+        if isinstance(reply, Raw):
+            return 200, reply
+        prompt, completion = self.script.usage or (
+            sum(len(m.get("content") or "") for m in body["messages"]), len(reply))
+        return 200, {
+            "id": f"chatcmpl-{number}", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": reply}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        }
+
+    def error(self, status: int) -> dict:
+        message = f"scripted failure {status}"
+        if self.script.echo_key:
+            message += f"; incorrect API key provided: {self.auth_headers[-1]}"
+        return {"error": {"message": message, "type": "test_error", "code": status}}
+
+
+def build_app(server: ChatServer) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> JSONResponse:
+        raw = (await request.body()).decode("utf-8")
+        server.received.append(Received(dict(request.headers), raw))
+        if server.script.sleep:
+            await asyncio.sleep(server.script.sleep)
+        status, payload = server.respond(await request.json())
+        if isinstance(payload, Raw):
+            return PlainTextResponse(payload.text, status_code=status)
+        return JSONResponse(payload, status_code=status)
+
+    return app
+
+
+def start(server: ChatServer) -> tuple[uvicorn.Server, threading.Thread]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))        # the OS picks a free port
+    server.port = sock.getsockname()[1]
+    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=1)
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test OpenAI server did not start")
+        time.sleep(0.02)
+    return uv, thread
+
+
+@pytest.fixture(scope="session")
+def _chat_server_session() -> Iterator[ChatServer]:
+    server = ChatServer()
+    uv, thread = start(server)
+    yield server
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def chat_server(_chat_server_session: ChatServer) -> ChatServer:
+    _chat_server_session.set()
+    return _chat_server_session
