@@ -1,0 +1,186 @@
+"""Benchmark of the cleaning stage: 100,000 synthetic alpaca-like Chinese rows, read + clean + near-dedup.
+
+    python bench/clean.py [--rows 100000] [--repeats 3]
+
+Prints JSON {rows, seconds_median, rows_per_s, peak_rss_mb, dropped, ...} and writes it to
+bench/results/clean.json. Target on a 2-core machine: under 20 s and under 2 GB for 100K rows.
+
+The rows are built from a few hundred Chinese phrases combined at random (plus numbers, so unrelated
+rows really differ), with ~10% exact duplicates, ~10% near duplicates (a few characters edited),
+some English-context questions, some mojibake, some empty or too-short answers, and ~1% prompts that
+contain one of 2,000 synthetic evaluation questions, so that every filter has work, the near-dedup
+LSH sees realistic candidate traffic and decontamination runs at its intended size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from culturalign import io  # noqa: E402
+from culturalign.clean import clean_frame  # noqa: E402
+
+SUBJECTS = ("长城 故宫 黄河 长江 泰山 西湖 敦煌 兵马俑 苏州园林 丝绸之路 京剧 昆曲 书法 国画 茶道 中医 针灸 太极拳 "
+            "春节 端午节 中秋节 清明节 元宵节 重阳节 二十四节气 剪纸 刺绣 瓷器 青铜器 汉字 唐诗 宋词 元曲 四大名著 "
+            "孔子 孟子 老子 庄子 李白 杜甫 苏轼 王羲之 郑和 张骞 诸葛亮 秦始皇 汉武帝 唐太宗 宋朝 明朝 清朝 "
+            "火锅 饺子 粽子 月饼 豆腐 普洱茶 龙井茶 熊猫 高铁 移动支付 乡村振兴 城市化 人工智能 新能源汽车 "
+            "垃圾分类 碳中和 古籍保护 非物质文化遗产 农历 生肖 风水 对联 灯笼 舞龙 舞狮 庙会").split()
+ASKS = ("请介绍一下{}的历史。", "{}有什么文化意义？", "为什么说{}很重要？", "请简要说明{}的特点。",
+        "{}和{}有什么区别？", "如何向外国朋友解释{}？", "请写一段关于{}的短文。", "{}对现代生活有什么影响？",
+        "请列举三个与{}有关的事实。", "用通俗的语言解释{}。", "{}起源于哪个朝代？", "请评价{}的发展前景。",
+        "学生应该怎样学习{}？", "{}在{}中扮演了什么角色？", "请比较{}与{}的异同。", "写一首关于{}的小诗。")
+PHRASES = ("它具有悠久的历史", "体现了中华民族的智慧", "在民间广泛流传", "受到人们的喜爱", "经历了漫长的演变",
+           "反映了当时的社会风貌", "蕴含着深厚的哲学思想", "对后世产生了深远影响", "是重要的文化符号",
+           "在海外也有很大影响", "需要我们认真保护", "与日常生活密切相关", "有着独特的艺术价值", "被列入保护名录",
+           "吸引了大量游客", "推动了经济的发展", "促进了文化交流", "形成了独特的风格", "表达了美好的愿望",
+           "人们通常会在这一天团聚", "它的制作工艺十分复杂", "许多学者对此进行了研究", "相关的传说有很多版本",
+           "现代科技让它焕发新的活力", "年轻人对它的兴趣越来越浓", "各地的习俗略有不同", "它象征着团结和和谐",
+           "古人用它来记录时间", "它的名字来源于一个故事", "这种做法一直延续到今天", "政府出台了相应的政策",
+           "学校也开设了相关课程", "它在文学作品中经常出现", "它的规模在当时首屈一指", "修建过程耗费了大量人力",
+           "它见证了王朝的兴衰", "它融合了南北方的特色", "它讲究色香味俱全", "人们相信它能带来好运",
+           "它的原料主要产自南方", "它需要经过多道工序", "它在节日里尤其受欢迎", "它是家庭聚会的必备",
+           "它体现了人与自然的和谐", "它强调内外兼修", "它注重身心平衡", "它的理论基础是阴阳五行",
+           "它在国际上获得了认可", "它的传承面临一些挑战", "越来越多的人开始关注它", "它的价值值得重新认识",
+           "专家建议从小培养兴趣", "它可以帮助人们放松心情", "它的表现形式丰富多样", "它的代表作品广为人知",
+           "它在不同地区有不同叫法", "它的发展离不开一代代人的努力", "它为研究历史提供了珍贵资料",
+           "它让人感受到传统的魅力", "它与现代设计相结合", "它出现在许多影视作品中", "它的技艺需要多年练习",
+           "它的用途随着时代而变化", "它代表了一个时代的最高水平", "它的遗址至今保存完好",
+           "首先要了解它的基本概念", "其次要掌握它的主要方法", "最后要在实践中不断总结", "总的来说它值得深入学习",
+           "这一点常常被人们忽视", "不同的观点之间存在争论", "可以从多个角度来理解", "它的核心在于以人为本",
+           "这需要政府和社会共同努力", "普通人也可以参与其中", "数据表明这一趋势仍在继续", "未来还有很大的发展空间")
+ENGLISH_CONTEXT = ("请把这句话翻译成英文：{}很美。", "“{}”这个英文单词怎么拼写？", "请找出与 cat 押韵的英语单词。",
+                   "美国感恩节的火鸡应该怎么烤？", "解释英语中现在完成时的用法。")
+MOJIBAKE = "锟斤拷烫烫烫"
+
+
+def _answer(rng: random.Random) -> str:
+    parts = rng.sample(PHRASES, rng.randint(8, 24))  # ~200 characters a row, like alpaca_zh
+    parts.insert(rng.randrange(len(parts)), f"据统计约有{rng.randint(2, 9999)}万人参与")
+    return "，".join(parts) + "。"
+
+
+def _edit(text: str, rng: random.Random) -> str:
+    """A near duplicate: two or three single-character edits (substitute, delete, insert)."""
+    chars = list(text)
+    if len(chars) < 10:  # the empty/short dirty rows: nothing to edit, stay an exact duplicate
+        return text
+    for _ in range(rng.randint(2, 3)):
+        pos = rng.randrange(len(chars))
+        op = rng.randrange(3)
+        if op == 0:
+            chars[pos] = rng.choice("的了是在和有")
+        elif op == 1 and len(chars) > 10:
+            del chars[pos]
+        else:
+            chars.insert(pos, rng.choice("也都还就"))
+    return "".join(chars)
+
+
+def eval_questions(n: int, seed: int = 1) -> list[str]:
+    """n evaluation-style questions (~30 characters) from the same phrase pools."""
+    rng = random.Random(seed)
+    return [f"关于{rng.choice(SUBJECTS)}，为什么说{rng.choice(PHRASES)}？{rng.choice(PHRASES)}吗？第{i}题"
+            for i in range(n)]
+
+
+def synthetic_rows(n: int, seed: int = 0, questions: list[str] = ()) -> list[dict]:
+    """n alpaca records {instruction, input, output} with the mix of dirt described in the module doc."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    for _ in range(n):
+        roll = rng.random()
+        if rows and roll < 0.10:
+            rows.append(dict(rng.choice(rows)))
+            continue
+        if rows and roll < 0.20:
+            base = rng.choice(rows)
+            rows.append({**base, "output": _edit(base["output"], rng)})
+            continue
+        ask = rng.choice(ASKS)
+        instruction = ask.format(*rng.sample(SUBJECTS, ask.count("{}")))
+        output = _answer(rng)
+        if roll < 0.22:
+            instruction = rng.choice(ENGLISH_CONTEXT).format(rng.choice(SUBJECTS))
+        elif roll < 0.23:
+            output = output[:10] + MOJIBAKE + output[10:]
+        elif roll < 0.24:
+            output = rng.choice(("", "好", "  "))
+        elif roll < 0.25 and questions:
+            instruction = "请回答下面的问题：" + rng.choice(questions)
+        context = f"{rng.choice(SUBJECTS)}：{rng.choice(PHRASES)}。" if rng.random() < 0.3 else ""
+        rows.append({"instruction": instruction, "input": context, "output": output})
+    return rows
+
+
+def _to_frame(records: list[dict], source: str) -> pl.DataFrame:
+    """Fallback reader when culturalign.formats is absent: alpaca records to the common schema."""
+    return io.frame([
+        {"id": io.row_id(source, i), "source": source, "meta": "{}",
+         "messages": [{"role": "user", "content": r["instruction"] + ("\n" + r["input"] if r["input"] else "")},
+                      {"role": "assistant", "content": r["output"]}]}
+        for i, r in enumerate(records)])
+
+
+def _read(path: Path, records: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    try:
+        from culturalign.formats import read_source
+    except ImportError:
+        return _to_frame(records, "bench"), io.empty(io.REJECTED_SCHEMA)
+    return read_source(path, "bench", "alpaca")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "clean.json"))
+    args = parser.parse_args()
+
+    questions = eval_questions(2000)
+    records = synthetic_rows(args.rows, questions=questions)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench_alpaca.json"
+        path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+        times, cpu_times, read_times = [], [], []
+        for _ in range(args.repeats):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            rows, rejected = _read(path, records)
+            read_times.append(time.perf_counter() - start)
+            kept, dropped_rows, dropped = clean_frame(rows, {}, eval_questions=questions)
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+    assert rows.height == kept.height + dropped_rows.height, "cleaning lost rows"
+    seconds = statistics.median(times)
+    result = {
+        "rows": args.rows,
+        "eval_questions": len(questions),
+        "seconds_median": round(seconds, 2),
+        "read_seconds_median": round(statistics.median(read_times), 2),
+        # CPU seconds of all threads: steadier than wall time on a machine shared with other jobs.
+        "cpu_seconds_median": round(statistics.median(cpu_times), 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "rows_per_s": round(args.rows / seconds),
+        # ru_maxrss is in KiB on Linux: the peak of the whole process, the synthetic data included.
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rows_kept": kept.height,
+        "reader_rejected": rejected.height,
+        "dropped": dropped,
+    }
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Cleaning of one training source: text normalisation and the drop filters, vectorised with polars.
+
+`clean_frame(rows, cfg)` returns the kept rows (their messages normalised), the dropped rows (as they
+came in, with `drop_reason`) and a {reason: count} summary. Every filter is switched and tuned by the
+`clean` config block (DEFAULTS below fills keys the config leaves out). A row gets exactly one reason:
+the first filter, in this order, that catches it; cheap per-row checks run first, then the ones that
+look across rows (contamination, exact and near duplicates) on the rows still alive:
+
+  human_rejected    id marked "reject" in the source's review decisions file
+  empty_turn        no messages, no user or no assistant turn, or a user/assistant turn that is empty
+  mojibake          U+FFFD, 锟斤拷/烫烫烫, or UTF-8 read as Latin-1/cp1252 (Ã©, â€™, ä¸­æ–‡)
+  too_short_prompt / too_long_prompt / too_short_answer / too_long_answer
+                    characters of all user turns (prompt) / all assistant turns (answer)
+  low_cjk_share     CJK characters / non-space characters of the conversation < cjk.min_share
+  english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path)
+  contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
+  exact_duplicate   same normalised conversation as an earlier row (the first one is kept)
+  near_duplicate    MinHash near duplicate of an earlier row (culturalign/dedup.py)
+
+Normalisation (`normalize: true`): NFKC, except the Chinese full-width punctuation ，！？：；（）～ and
+the ellipsis … which NFKC would turn into ASCII , ! ? : ; ( ) ~ ... (CJK punctuation such as 。、「」《》“”
+is untouched by NFKC anyway); full-width letters and digits (Ａ１) and the ideographic space do become
+ASCII. Then line breaks become \n, control and invisible format characters (zero-width space, BOM,
+soft hyphen) are removed, runs of spaces/tabs inside a line become one space (leading indentation is
+kept, for code), trailing spaces are cut, three or more line breaks become two, and each turn is
+stripped. Mojibake is detected on the raw text, because NFKC and control-character removal rewrite
+the very characters that betray it.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from culturalign import io
+from culturalign.decontam import contaminated
+from culturalign.dedup import near_duplicates
+from culturalign.workflow import deep_merge, package_data
+
+DEFAULTS: dict = {
+    "normalize": True,
+    "to_simplified": False,
+    "mojibake": True,
+    "length": {"enabled": True, "min_prompt": 2, "max_prompt": 4000, "min_answer": 2, "max_answer": 8000},
+    "cjk": {"enabled": True, "min_share": 0.3},
+    "english_context": {"enabled": True, "rules": None},
+    "exact_dedup": True,
+    "near_dedup": {"enabled": True, "threshold": 0.85, "ngram": 5, "num_perm": 128, "seed": 1},
+    "decontaminate": {"enabled": True, "ngram": 8, "threshold": 0.5},
+}
+
+# Full-width punctuation that Chinese text uses and NFKC would make ASCII: kept by swapping it for
+# characters of the supplementary private use area (U+F0000...) around NFKC, which NFKC leaves alone
+# (those placeholders never occur in real text; if they did, they would come out as this punctuation).
+PROTECTED = "，！？：；（）～…"
+_PLACEHOLDERS = [chr(0xF0000 + i) for i in range(len(PROTECTED))]
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\x{200B}\x{200E}\x{200F}\x{2060}\x{FEFF}\x{00AD}]"
+# cp1252 characters that bytes 0x80-0x9F become, plus Latin-1 0xA0-0xBF: UTF-8 continuation bytes.
+_CONT = r"[\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}" \
+        r"\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]"
+MOJIBAKE = (r"\x{FFFD}|锟斤拷|烫烫烫|屯屯屯"
+            rf"|[\x{{C2}}-\x{{DF}}]{_CONT}"     # a 2-byte UTF-8 sequence read as Latin-1/cp1252: Ã©, Â
+            rf"|[\x{{E0}}-\x{{EF}}]{_CONT}{{2}}")  # a 3-byte one (every Chinese character): ä¸­, â€™
+# Everything but ideographs, CJK punctuation and full-width forms: deleting its runs leaves the CJK characters.
+NOT_CJK = r"[^\p{Han}\x{3000}-\x{303F}\x{FF00}-\x{FFEF}]+"
+
+CONTENT = pl.element().struct.field("content")
+ROLE = pl.element().struct.field("role")
+
+
+def resolve(cfg: dict | None) -> dict:
+    """The `clean` block with DEFAULTS under every key it leaves out."""
+    return deep_merge(DEFAULTS, cfg or {})
+
+
+def normalize_text(text: pl.Expr) -> pl.Expr:
+    """The normalisation of the module doc, as one expression over a string column."""
+    return (text.str.replace_many(list(PROTECTED), _PLACEHOLDERS)
+            .str.normalize("NFKC")
+            .str.replace_many(_PLACEHOLDERS, list(PROTECTED))
+            .str.replace_all(r"\r\n?", "\n")
+            .str.replace_all(_CONTROL, "")
+            .str.replace_all(r"(\S)[^\S\n]+", "${1} ")
+            .str.replace_all(r"[^\S\n]+\n", "\n")
+            .str.replace_all(r"\n{3,}", "\n\n")
+            .str.strip_chars())
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    from opencc import OpenCC  # imported only when the conversion is switched on
+    return OpenCC("t2s")
+
+
+def _map_content(messages: pl.Expr, fn) -> pl.Expr:
+    return messages.list.eval(pl.struct(ROLE.alias("role"), fn(CONTENT).alias("content")))
+
+
+def to_simplified(text: pl.Expr) -> pl.Expr:
+    # OpenCC converts one Python string at a time (no batch API): the one per-element loop here.
+    return text.map_elements(_t2s().convert, return_dtype=pl.String, skip_nulls=True)
+
+
+def load_rules(path: str | os.PathLike | None) -> str:
+    """The English-context rules file as ONE case-insensitive alternation of its patterns."""
+    path = path or package_data("english_context.yaml")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise io.InputError(path, f"cannot read the English-context rules: {err}") from err
+    rules = data.get("rules") if isinstance(data, dict) else None
+    if not isinstance(rules, list) or not rules:
+        raise io.InputError(path, "expected a non-empty list under 'rules:'", field="rules")
+    patterns = []
+    for index, rule in enumerate(rules):
+        pattern = rule.get("pattern") if isinstance(rule, dict) else None
+        if not isinstance(pattern, str) or not pattern:
+            raise io.InputError(path, "each rule needs a non-empty string 'pattern'", record=index, field="pattern")
+        try:  # polars' own regex engine decides what is valid, not Python's re
+            pl.Series([""]).str.contains(pattern)
+        except pl.exceptions.ComputeError as err:
+            raise io.InputError(path, f"invalid regular expression: {err}", record=index, field="pattern") from err
+        patterns.append(f"(?:{pattern})")
+    return "(?i)" + "|".join(patterns)
+
+
+def _joined(messages: pl.Expr, role: str | None) -> pl.Expr:
+    contents = CONTENT if role is None else CONTENT.filter(ROLE == role)
+    return messages.list.eval(contents).list.join("\n")
+
+
+def _chars(messages: pl.Expr, role: str) -> pl.Expr:
+    return messages.list.eval(pl.when(ROLE == role).then(CONTENT.str.len_chars()).otherwise(0)).list.sum()
+
+
+def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tuple[str, pl.Expr]]:
+    """(reason, condition) of the per-row filters, in order; columns: see `_features`."""
+    checks = [("human_rejected", pl.col("id").is_in(sorted(human_rejected))),
+              ("empty_turn", pl.col("empty"))]
+    if cfg["mojibake"]:
+        checks.append(("mojibake", pl.col("mojibake")))
+    length = cfg["length"]
+    if length["enabled"]:
+        checks += [("too_short_prompt", pl.col("prompt_chars") < length["min_prompt"]),
+                   ("too_long_prompt", pl.col("prompt_chars") > length["max_prompt"]),
+                   ("too_short_answer", pl.col("answer_chars") < length["min_answer"]),
+                   ("too_long_answer", pl.col("answer_chars") > length["max_answer"])]
+    if cfg["cjk"]["enabled"]:
+        non_space = pl.col("text").str.len_chars() - pl.col("text").str.count_matches(r"\s")
+        share = pl.col("text").str.replace_all(NOT_CJK, "").str.len_chars() / non_space
+        checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
+    english = cfg["english_context"]
+    if english["enabled"]:
+        checks.append(("english_context", pl.col("prompt").str.contains(load_rules(english["rules"]))))
+    return checks
+
+
+def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+    """Input rows plus the cleaned messages and the per-row values the filters read."""
+    messages = pl.col("messages")
+    if cfg["normalize"]:
+        messages = _map_content(messages, normalize_text)
+    if cfg["to_simplified"]:
+        messages = _map_content(messages, to_simplified)
+    raw_text = _joined(pl.col("messages"), None)
+    spoken = ROLE.is_in(["user", "assistant"])
+    blank = spoken & (CONTENT.is_null() | (CONTENT.str.strip_chars() == ""))
+    return (rows.with_row_index("_row")
+            .with_columns(mojibake=raw_text.str.contains(MOJIBAKE).fill_null(False), clean=messages)
+            .with_columns(
+                empty=(pl.col("clean").list.len().fill_null(0) == 0)
+                | pl.col("clean").list.eval(blank).list.any()
+                | ~pl.col("clean").list.eval(ROLE == "user").list.any()
+                | ~pl.col("clean").list.eval(ROLE == "assistant").list.any(),
+                prompt=_joined(pl.col("clean"), "user"),
+                text=_joined(pl.col("clean"), None),
+                prompt_chars=_chars(pl.col("clean"), "user"),
+                answer_chars=_chars(pl.col("clean"), "assistant")))
+
+
+def _first_reason(checks: list[tuple[str, pl.Expr]]) -> pl.Expr:
+    chain = None
+    for reason, condition in checks:
+        chain = (pl.when if chain is None else chain.when)(condition.fill_null(False)).then(pl.lit(reason))
+    return pl.lit(None, pl.String) if chain is None else chain.otherwise(pl.lit(None, pl.String))
+
+
+def _mark(work: pl.DataFrame, reason: str, find) -> pl.DataFrame:
+    """Give `reason` to the alive rows (no reason yet) for which `find(alive) -> bool mask` is True."""
+    alive = work.filter(pl.col("drop_reason").is_null())
+    if alive.is_empty():
+        return work
+    hit = alive["_row"].filter(pl.Series(find(alive), dtype=pl.Boolean))
+    return work.with_columns(drop_reason=pl.when(pl.col("_row").is_in(hit.implode()))
+                             .then(pl.lit(reason)).otherwise(pl.col("drop_reason")))
+
+
+def reasons(cfg: dict, *, decontaminate: bool = True) -> list[str]:
+    """The drop reasons the configured filters can give, in filter order."""
+    cfg = resolve(cfg)
+    names = ["human_rejected", "empty_turn"]
+    names += ["mojibake"] if cfg["mojibake"] else []
+    names += ["too_short_prompt", "too_long_prompt", "too_short_answer", "too_long_answer"] \
+        if cfg["length"]["enabled"] else []
+    names += ["low_cjk_share"] if cfg["cjk"]["enabled"] else []
+    names += ["english_context"] if cfg["english_context"]["enabled"] else []
+    names += ["contaminated"] if cfg["decontaminate"]["enabled"] and decontaminate else []
+    names += ["exact_duplicate"] if cfg["exact_dedup"] else []
+    names += ["near_duplicate"] if cfg["near_dedup"]["enabled"] else []
+    return names
+
+
+def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[str] | tuple[str, ...] = (),
+                human_rejected: frozenset[str] | set[str] = frozenset()
+                ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """(kept rows [SCHEMA, normalised], dropped rows [REJECTED_SCHEMA, as they came in], {reason: count}).
+
+    `dropped` has a count, zero included, for every reason the enabled filters can give, in filter
+    order; decontamination runs only when `eval_questions` is non-empty.
+    """
+    cfg = resolve(cfg)
+    work = _features(rows.select(list(io.SCHEMA)), cfg)
+    work = work.with_columns(drop_reason=_first_reason(_row_checks(cfg, human_rejected)))
+    decon = cfg["decontaminate"]
+    if decon["enabled"] and eval_questions:
+        work = _mark(work, "contaminated", lambda alive: contaminated(
+            alive["prompt"].to_list(), list(eval_questions), decon["ngram"], decon["threshold"]))
+    if cfg["exact_dedup"]:
+        work = _mark(work, "exact_duplicate", lambda alive: ~alive["text"].is_first_distinct())
+    near = cfg["near_dedup"]
+    if near["enabled"]:
+        work = _mark(work, "near_duplicate", lambda alive: near_duplicates(
+            alive["text"].to_list(), threshold=near["threshold"], ngram=near["ngram"],
+            num_perm=near["num_perm"], seed=near["seed"]))
+    kept = work.filter(pl.col("drop_reason").is_null()).select(
+        "id", "source", pl.col("clean").alias("messages"), "meta").cast(io.SCHEMA)
+    rejected = work.filter(pl.col("drop_reason").is_not_null()).select(list(io.REJECTED_SCHEMA)).cast(
+        io.REJECTED_SCHEMA)
+    counts = dict(rejected["drop_reason"].value_counts().iter_rows())
+    dropped = {reason: counts.get(reason, 0) for reason in reasons(cfg, decontaminate=bool(eval_questions))}
+    return kept, rejected, dropped

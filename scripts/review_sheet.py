@@ -1,0 +1,11 @@
+"""Rule review_sheet (on demand): a random, stably ordered sample of one source's kept rows as CSV."""
+import logging
+
+import polars as pl
+
+from culturalign.review import review_sheet, write_sheet
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+sheet = review_sheet(pl.read_parquet(snakemake.input[0]), snakemake.params.sample, snakemake.params.seed)
+write_sheet(sheet, snakemake.output[0])
+logging.info("review sheet: %d rows -> %s", sheet.height, snakemake.output[0])

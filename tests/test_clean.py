@@ -1,0 +1,280 @@
+"""Cleaning filters (culturalign.clean) on inline samples: exact kept ids and drop reasons."""
+from __future__ import annotations
+
+import json
+import runpy
+
+import polars as pl
+import pytest
+from snakemake.iocontainers import Namedlist
+
+from culturalign import io
+from culturalign.clean import DEFAULTS, clean_frame, load_rules, normalize_text, resolve
+
+ANSWER = "长城是中国古代修建的军事防御工程，东起山海关，西至嘉峪关，绵延万余里。"
+# Every filter off: a test switches on the one it is about.
+ALL_OFF = {"normalize": False, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False},
+           "english_context": {"enabled": False}, "exact_dedup": False, "near_dedup": {"enabled": False},
+           "decontaminate": {"enabled": False}}
+
+
+def conv(i: int | str, prompt: str | None, answer: str | None = ANSWER, *, system: str | None = None) -> dict:
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    if system is not None:
+        messages.insert(0, {"role": "system", "content": system})
+    return {"id": f"r{i}", "source": "test", "messages": messages, "meta": json.dumps({"n": i})}
+
+
+def run(rows: list[dict], cfg: dict, **kwargs) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    return clean_frame(io.frame(rows), cfg, **kwargs)
+
+
+def outcome(rows: list[dict], cfg: dict, **kwargs) -> tuple[list[str], dict[str, str]]:
+    kept, rejected, dropped = run(rows, cfg, **kwargs)
+    assert kept.height + rejected.height == len(rows)
+    assert sum(dropped.values()) == rejected.height
+    return kept["id"].to_list(), dict(rejected.select("id", "drop_reason").iter_rows())
+
+
+def only(**switch) -> dict:
+    return {**ALL_OFF, **switch}
+
+
+def normalized(text: str) -> str:
+    return pl.select(normalize_text(pl.lit(text))).item()
+
+
+# --- normalisation --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, expected", [
+    ("ＡＢＣ１２３", "ABC123"),                                  # full-width letters and digits -> ASCII
+    ("你好，世界！真的？是：是；（注）～……", "你好，世界！真的？是：是；（注）～……"),  # Chinese punctuation kept
+    ("他说：“好。”《论语》「子曰」、", "他说：“好。”《论语》「子曰」、"),
+    ("ﬁ ㎏ Ⅳ", "fi kg IV"),                                     # compatibility characters
+    ("中文\u3000\u3000空格", "中文 空格"),                         # ideographic spaces collapse to one
+    ("a  \t b", "a b"),
+    ("零\u200b宽\ufeff字\x00符\x07\u00ad", "零宽字符"),              # control and invisible characters
+    ("一\r\n二\r三", "一\n二\n三"),
+    ("段一\n\n\n\n段二   \n", "段一\n\n段二"),
+    ("def f():\n    return 1", "def f():\n    return 1"),       # indentation survives
+    ("  首尾空白  ", "首尾空白"),
+])
+def test_normalize_values(raw, expected):
+    assert normalized(raw) == expected
+
+
+def test_normalize_applies_to_every_turn_and_keeps_roles():
+    kept, _, _ = run([conv(0, "Ｑ：你好  吗？", "很好，谢谢！\r\n", system="系统\u200b提示")], only(normalize=True))
+    assert kept["messages"].to_list()[0] == [
+        {"role": "system", "content": "系统提示"}, {"role": "user", "content": "Q：你好 吗？"},
+        {"role": "assistant", "content": "很好，谢谢！"}]
+
+
+def test_to_simplified_converts_traditional():
+    kept, _, _ = run([conv(0, "請問長城有多長？", "萬里長城約兩萬公里。")], only(to_simplified=True))
+    assert [m["content"] for m in kept["messages"][0]] == ["请问长城有多长？", "万里长城约两万公里。"]
+
+
+def test_defaults_fill_missing_keys():
+    cfg = resolve({"length": {"max_answer": 10}, "near_dedup": {"enabled": False}})
+    assert cfg["length"] == {**DEFAULTS["length"], "max_answer": 10}
+    assert cfg["near_dedup"]["threshold"] == DEFAULTS["near_dedup"]["threshold"]
+    assert cfg["cjk"] == DEFAULTS["cjk"]
+
+
+# --- filters --------------------------------------------------------------------------------------
+
+def test_empty_turns():
+    rows = [conv(0, "长城有多长？"), conv(1, "长城有多长？", ""), conv(2, "   ", ANSWER), conv(3, None),
+            {"id": "r4", "source": "test", "messages": [], "meta": "{}"},
+            {"id": "r5", "source": "test", "messages": [{"role": "user", "content": "只有问题"}], "meta": "{}"},
+            conv(6, "有空系统提示也行", system="")]
+    assert outcome(rows, only()) == (["r0", "r6"], {f"r{i}": "empty_turn" for i in range(1, 6)})
+
+
+def test_mojibake():
+    rows = [conv(0, "长城有多长？"), conv(1, "长城有多长？", "乱码\ufffd了"), conv(2, "锟斤拷锟斤拷"),
+            conv(3, "ä¸­æ–‡是什么"), conv(4, "Itâ€™s broken"), conv(5, "cafÃ© 咖啡"),
+            conv(6, "Café 和 naïve 是法语词"), conv(7, "温度是 25°C，价格 ¥30")]
+    kept, dropped = outcome(rows, only(mojibake=True))
+    assert kept == ["r0", "r6", "r7"]
+    assert dropped == {f"r{i}": "mojibake" for i in (1, 2, 3, 4, 5)}
+    assert outcome(rows, only(mojibake=False))[0] == [f"r{i}" for i in range(8)]
+
+
+def test_length_bounds_in_characters():
+    length = {"enabled": True, "min_prompt": 3, "max_prompt": 10, "min_answer": 4, "max_answer": 12}
+    rows = [conv(0, "长城多长？", "约两万公里。"), conv(1, "多长", "约两万公里。"),
+            conv(2, "请详细介绍一下长城的历史", "约两万公里。"), conv(3, "长城多长？", "很长"),
+            conv(4, "长城多长？", "长城的总长度约为两万一千公里"),
+            conv(5, "问题一", "回答"), ]
+    # multi-turn: the prompt is every user turn, the answer every assistant turn
+    rows.append({"id": "r6", "source": "test", "meta": "{}", "messages": [
+        {"role": "user", "content": "一二三"}, {"role": "assistant", "content": "回答"},
+        {"role": "user", "content": "四五"}, {"role": "assistant", "content": "好的"}]})
+    kept, dropped = outcome(rows, only(length=length))
+    assert kept == ["r0", "r6"]
+    assert dropped == {"r1": "too_short_prompt", "r2": "too_long_prompt", "r3": "too_short_answer",
+                       "r4": "too_long_answer", "r5": "too_short_answer"}
+
+
+def test_cjk_share():
+    rows = [conv(0, "长城有多长？"), conv(1, "How long is it?", "About 21,196 km long, built over centuries."),
+            conv(2, "print 函数", "print('hello world') 会输出 hello world")]
+    kept, dropped = outcome(rows, only(cjk={"enabled": True, "min_share": 0.3}))
+    assert (kept, dropped) == (["r0"], {"r1": "low_cjk_share", "r2": "low_cjk_share"})
+    assert outcome(rows, only(cjk={"enabled": True, "min_share": 0.1}))[0] == ["r0", "r2"]
+
+
+@pytest.mark.parametrize("prompt", [
+    "请把这句话翻译成英文：长城很美。", "用英语写一封感谢信", "“谢谢”用英文怎么说？", "Please translate this into English.",
+    "这个英文单词怎么拼写？", "How do you spell necessary?", "解释英语中现在完成时的用法", "什么是定语从句？",
+    "找出与 cat 押韵的英语单词", "What rhymes with orange?", "这个单词的发音是什么？", "列举以字母 B 开头的单词",
+    "美国感恩节的火鸡怎么烤？", "如何申请美国社会安全号？", "401(k) 退休计划怎么选？", "SAT 考试多少分能上哈佛？",
+    "建议句子中“close”的同义词。", "ＳＰＥＬＬ this word",  # full-width letters are ASCII after normalisation
+])
+def test_english_context_default_rules_drop(prompt):
+    cfg = only(normalize=True, english_context={"enabled": True, "rules": None})
+    assert outcome([conv(0, prompt)], cfg) == ([], {"r0": "english_context"})
+
+
+@pytest.mark.parametrize("prompt", [
+    "请写一首押韵的七言绝句", "英国的首都是哪里？", "请翻译成中文：I love China.", "中文的发音有几个声调？",
+    "用中文解释一下什么是拼音", "中秋节有哪些习俗？", "这首诗的韵脚在哪里？", "美国和中国的时差是多少？",
+    "“长城”的同义词有哪些？", "这首诗用了哪些修辞？",
+])
+def test_english_context_default_rules_keep(prompt):
+    cfg = only(normalize=True, english_context={"enabled": True, "rules": None})
+    assert outcome([conv(0, prompt)], cfg) == (["r0"], {})
+
+
+def test_english_context_only_looks_at_the_prompt():
+    cfg = only(english_context={"enabled": True, "rules": None})
+    row = conv(0, "长城这个名字是什么意思？", "长城翻译成英文是 the Great Wall，意思是很长的城墙。")
+    assert outcome([row], cfg)[0] == ["r0"]
+
+
+def test_english_context_custom_rules_file(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - pattern: '火锅'\n    why: test rule\n  - pattern: 'ab+c'\n    why: ascii\n",
+                     encoding="utf-8")
+    cfg = only(english_context={"enabled": True, "rules": str(rules)})
+    rows = [conv(0, "四川火锅怎么做？"), conv(1, "翻译成英文"), conv(2, "what is ABBC"), conv(3, "abd")]
+    assert outcome(rows, cfg) == (["r1", "r3"], {"r0": "english_context", "r2": "english_context"})
+
+
+def test_english_context_rules_errors_name_the_rule(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - pattern: 'ok'\n  - pattern: '(unclosed'\n", encoding="utf-8")
+    with pytest.raises(io.InputError, match=r"bad\.yaml, record 1, field 'pattern': invalid regular expression"):
+        load_rules(bad)
+    bad.write_text("patterns: []\n", encoding="utf-8")
+    with pytest.raises(io.InputError, match="field 'rules'"):
+        load_rules(bad)
+    with pytest.raises(io.InputError, match="missing.yaml"):
+        load_rules(tmp_path / "missing.yaml")
+
+
+def test_human_rejected():
+    rows = [conv(0, "问题一"), conv(1, "问题二", ""), conv(2, "问题三")]
+    assert outcome(rows, only(), human_rejected={"r1", "r2", "unknown"}) == (
+        ["r0"], {"r1": "human_rejected", "r2": "human_rejected"})
+
+
+def test_exact_duplicates_keep_the_first_after_normalisation():
+    rows = [conv(0, "长城有多长？"), conv(1, "长城有多长？ "), conv(2, "长城有多长？", ANSWER + "。"),
+            conv(3, "长城  有多长？"), conv(4, "长城有多长？")]
+    assert outcome(rows, only(normalize=True, exact_dedup=True)) == (
+        ["r0", "r2", "r3"], {"r1": "exact_duplicate", "r4": "exact_duplicate"})
+    # without normalisation the trailing space makes r1 different
+    assert outcome(rows, only(exact_dedup=True))[0] == ["r0", "r1", "r2", "r3"]
+
+
+def test_near_duplicates():
+    other = "故宫又称紫禁城，是明清两代的皇家宫殿，位于北京中轴线的中心，现为故宫博物院。"
+    edited = ANSWER.replace("军事", "军士").replace("万余里", "万多里")
+    rows = [conv(0, "介绍长城", ANSWER), conv(1, "介绍长城", edited), conv(2, "介绍故宫", other)]
+    near = {"enabled": True, "threshold": 0.5, "ngram": 3, "num_perm": 128, "seed": 1}
+    assert outcome(rows, only(near_dedup=near)) == (["r0", "r2"], {"r1": "near_duplicate"})
+
+
+def test_decontamination_drops_rows_overlapping_eval_questions():
+    question = "在历史上，诸葛亮草船借箭发生在哪一年？"
+    rows = [conv(0, "请回答：" + question), conv(1, "诸葛亮是哪里人？")]
+    cfg = only(decontaminate={"enabled": True, "ngram": 8, "threshold": 0.5})
+    assert outcome(rows, cfg, eval_questions=[question]) == (["r1"], {"r0": "contaminated"})
+    kept, rejected, dropped = run(rows, cfg)  # no eval questions: the filter has nothing to do
+    assert kept.height == 2 and "contaminated" not in dropped
+
+
+def test_first_matching_filter_gives_the_reason_and_counts():
+    rows = [conv(0, "长城有多长？"), conv(1, "翻译成英文：你好", "锟斤拷"), conv(2, "翻译成英文：你好"),
+            conv(3, "长城有多长？"), conv(4, "长城有多长？", "好")]
+    kept, rejected, dropped = run(rows, {"near_dedup": {"enabled": False}}, human_rejected={"r0"})
+    assert kept["id"].to_list() == ["r3"]  # r0 is rejected by the reviewer, so r3 is the first copy
+    assert dict(rejected.select("id", "drop_reason").iter_rows()) == {
+        "r0": "human_rejected", "r1": "mojibake", "r2": "english_context", "r4": "too_short_answer"}
+    assert dropped == {"human_rejected": 1, "empty_turn": 0, "mojibake": 1, "too_short_prompt": 0,
+                       "too_long_prompt": 0, "too_short_answer": 1, "too_long_answer": 0, "low_cjk_share": 0,
+                       "english_context": 1, "exact_duplicate": 0}
+
+
+def test_outputs_have_the_schemas_and_rejected_rows_stay_raw():
+    rows = [conv(0, "长城  有多长？"), conv(1, "ＡＢ", "锟斤拷")]
+    kept, rejected, _ = run(rows, {})
+    assert kept.schema == pl.Schema(io.SCHEMA) and rejected.schema == pl.Schema(io.REJECTED_SCHEMA)
+    assert kept["messages"][0][0]["content"] == "长城 有多长？"
+    assert rejected["messages"][0][0]["content"] == "ＡＢ"  # as it came in, for the reviewer
+    assert rejected["meta"].to_list() == ['{"n": 1}']
+
+
+def test_empty_input():
+    kept, rejected, dropped = clean_frame(io.empty(), {})
+    assert kept.height == rejected.height == 0 and set(dropped.values()) == {0}
+
+
+# --- the Snakemake script -------------------------------------------------------------------------
+
+def test_clean_source_script(tmp_path, repo_root):
+    pytest.importorskip("culturalign.formats", reason="culturalign.formats (the readers) is not there yet")
+    source = tmp_path / "src.json"
+    records = [{"instruction": "长城有多长？", "input": "", "output": ANSWER},
+               {"instruction": "长城有多长？", "input": "", "output": ANSWER},
+               {"instruction": "请把这句话翻译成英文：你好", "input": "", "output": "Hello"},
+               {"instruction": "在历史上，武松打虎发生在哪一年？", "input": "", "output": "这是小说情节。"},
+               {"instruction": "故宫在哪里？", "input": "", "output": "故宫位于北京市中心。"}]
+    source.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    questions = tmp_path / "eval.jsonl"
+    questions.write_text(json.dumps({"id": "q1", "question": "在历史上，武松打虎发生在哪一年？"}, ensure_ascii=False)
+                         + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    smk = type("Snakemake", (), {})()
+    rules = repo_root / "culturalign" / "data" / "english_context.yaml"
+    smk.input = Namedlist(fromdict={"source": str(source), "rules": str(rules)})
+    smk.output = Namedlist(fromdict={"clean": str(out / "clean.parquet"), "rejected": str(out / "rejected.parquet"),
+                                     "stats": str(out / "stats.json")})
+    smk.params = Namedlist(fromdict={"name": "src", "fmt": "alpaca", "clean": {},
+                                     "eval_sets": [{"path": str(questions), "format": "jsonl"}],
+                                     "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None,
+                                     "usage": None})
+    smk.log = Namedlist(fromdict={"log": str(tmp_path / "clean.log")})
+    smk.wildcards = Namedlist(fromdict={"stage": "knowledge", "source": "src"})
+    runpy.run_path(str(repo_root / "scripts/clean_source.py"), init_globals={"snakemake": smk})
+    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    assert {k: v for k, v in stats["dropped"].items() if v} == {
+        "english_context": 1, "contaminated": 1, "exact_duplicate": 1}
+    assert (stats["source"], stats["rows_in"], stats["rows_kept"], stats["rows_rejected"], stats["refined"]) == (
+        "src", 5, 2, 3, 0)
+    assert pl.read_parquet(out / "clean.parquet").height == 2
+    assert pl.read_parquet(out / "rejected.parquet")["drop_reason"].sort().to_list() == [
+        "contaminated", "english_context", "exact_duplicate"]
+
+
+def test_halluqa_for_training_and_evaluation_is_contaminated(shared_data):
+    formats = pytest.importorskip("culturalign.formats", reason="culturalign.formats (the readers) is not there yet")
+    path = shared_data / "halluqa" / "HalluQA.json"
+    rows, rejected = formats.read_source(path, "halluqa", "halluqa")
+    questions = [r["Question"] for r in json.loads(path.read_text(encoding="utf-8"))]
+    kept, dropped_rows, dropped = clean_frame(rows, {}, eval_questions=questions)
+    assert rows.height + rejected.height == 450
+    assert dropped["contaminated"] == rows.height and kept.height == 0

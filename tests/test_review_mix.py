@@ -1,0 +1,122 @@
+"""Review sheets and decisions (culturalign.review), the training mix (culturalign.mix)."""
+from __future__ import annotations
+
+import csv
+import logging
+import runpy
+
+import polars as pl
+import pytest
+from snakemake.iocontainers import Namedlist
+
+from culturalign import io
+from culturalign.mix import mix
+from culturalign.review import COLUMNS, read_decisions, review_sheet, write_sheet
+
+
+def rows(source: str, n: int) -> pl.DataFrame:
+    return io.frame([{"id": io.row_id(source, i), "source": source, "meta": "{}",
+                      "messages": [{"role": "user", "content": f"问题{i}"}, {"role": "assistant", "content": f"回答{i}"},
+                                   {"role": "user", "content": f"追问{i}"}, {"role": "assistant", "content": "好"}]}
+                     for i in range(n)])
+
+
+def test_review_sheet_sample_is_stable():
+    kept = rows("src", 40)
+    sheet = review_sheet(kept, 10, seed=0)
+    assert sheet.columns == list(COLUMNS) and sheet.height == 10
+    assert sheet.equals(review_sheet(kept.reverse(), 10, seed=0))          # input order does not matter
+    assert sheet["id"].to_list() == review_sheet(kept, 30, seed=0)["id"].to_list()[:10]  # growing n extends it
+    assert sheet["id"].to_list() != review_sheet(kept, 10, seed=1)["id"].to_list()
+    first = sheet.row(0, named=True)
+    i = kept["id"].to_list().index(first["id"])
+    assert (first["prompt"], first["answer"]) == (f"问题{i}\n---\n追问{i}", f"回答{i}\n---\n好")
+    assert (first["decision"], first["note"]) == ("", "")
+    assert review_sheet(kept, 100, seed=0).height == 40
+
+
+def test_review_sheet_round_trip(tmp_path):
+    sheet = review_sheet(rows("src", 5), 5, seed=0)
+    path = tmp_path / "review.csv"
+    write_sheet(sheet, path)
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets read Chinese right
+    table = list(csv.DictReader(open(path, encoding="utf-8-sig", newline="")))
+    table[0]["decision"], table[1]["decision"], table[2]["decision"] = "Reject", " ACCEPT ", "reject"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)
+    assert read_decisions(path) == {table[0]["id"], table[2]["id"]}
+
+
+def test_read_decisions_bad_value_names_the_line(tmp_path):
+    path = tmp_path / "decisions.csv"
+    path.write_text('id,decision,note\na,accept,\nb,"reject","two\nlines"\nc,maybe,\n', encoding="utf-8")
+    with pytest.raises(io.InputError, match=r"decisions\.csv, line 5, field 'decision': unknown decision 'maybe'"):
+        read_decisions(path)
+
+
+def test_read_decisions_missing_column_and_empty_file(tmp_path):
+    path = tmp_path / "decisions.csv"
+    path.write_text("id,verdict\na,reject\n", encoding="utf-8")
+    with pytest.raises(io.InputError, match="line 1, field 'decision': missing column"):
+        read_decisions(path)
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(io.InputError, match="empty decisions file"):
+        read_decisions(path)
+
+
+def test_read_decisions_unknown_ids_only_warn(tmp_path, caplog):
+    path = tmp_path / "decisions.csv"
+    path.write_text("id,decision\na,reject\nghost,reject\nb,\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="culturalign.review"):
+        assert read_decisions(path, known_ids=["a", "b"]) == {"a", "ghost"}
+    assert "1 id(s) not in the source, ignored: ghost" in caplog.text
+
+
+def test_mix_caps_are_deterministic_and_sorted():
+    frames = {"b": rows("b", 30), "a": rows("a", 10)}
+    out = mix(frames, {"b": 12, "a": None}, seed=0)
+    assert out.schema == pl.Schema(io.SCHEMA)
+    assert out.group_by("source").len().sort("source").rows() == [("a", 10), ("b", 12)]
+    assert out.select("source", "id").rows() == sorted(out.select("source", "id").rows())
+    again = mix({"a": rows("a", 10), "b": rows("b", 30).reverse()}, {"b": 12}, seed=0)
+    assert out.equals(again)
+    other_seed = mix(frames, {"b": 12}, seed=1)
+    assert set(other_seed["id"]) != set(out["id"])
+    # a row's rank depends only on its own id: with more rows, an old row in the cap was in it before
+    grown = set(mix({"b": rows("b", 60)}, {"b": 12}, seed=0)["id"])
+    old_in_grown = grown & set(rows("b", 30)["id"])
+    assert old_in_grown and old_in_grown <= set(out.filter(pl.col("source") == "b")["id"])
+
+
+def test_mix_empty():
+    assert mix({}, {}, seed=0).schema == pl.Schema(io.SCHEMA)
+    assert mix({"a": io.empty()}, {"a": 3}, seed=0).height == 0
+
+
+def run_script(repo_root, name: str, tmp_path, **parts) -> None:
+    smk = type("Snakemake", (), {})()
+    for part, value in parts.items():
+        setattr(smk, part, Namedlist(fromdict=value) if isinstance(value, dict) else Namedlist(value))
+    smk.log = Namedlist([str(tmp_path / f"{name}.log")])
+    runpy.run_path(str(repo_root / "scripts" / f"{name}.py"), init_globals={"snakemake": smk})
+
+
+def test_mix_and_review_scripts(tmp_path, repo_root):
+    inputs = []
+    for source, n in (("a", 5), ("b", 20)):
+        path = tmp_path / "knowledge" / source / "clean.parquet"
+        io.write_parquet(rows(source, n), path)
+        inputs.append(str(path))
+    train = tmp_path / "train.parquet"
+    run_script(repo_root, "mix", tmp_path, input=inputs, output=[str(train)],
+               params={"caps": {"a": None, "b": 8}, "seed": 0})
+    assert pl.read_parquet(train).equals(mix({"a": rows("a", 5), "b": rows("b", 20)}, {"b": 8}, seed=0))
+
+    sheet = tmp_path / "review.csv"
+    run_script(repo_root, "review_sheet", tmp_path, input=[inputs[1]], output=[str(sheet)],
+               params={"sample": 4, "seed": 0})
+    written = pl.read_csv(sheet)
+    assert written.columns == list(COLUMNS)
+    assert written["id"].to_list() == review_sheet(rows("b", 20), 4, seed=0)["id"].to_list()
