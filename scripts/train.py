@@ -1,0 +1,15 @@
+"""Rule train: results/models/{model}/ from the previous model and the stage's train.parquet."""
+import logging
+
+from culturalign.launch import train_model
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+train_model(
+    model=snakemake.input.model,
+    data=snakemake.input.data,
+    output=snakemake.output[0],
+    workdir=snakemake.params.workdir,
+    train_cfg=dict(snakemake.params.train),
+    epochs=snakemake.params.epochs,
+    log_path=snakemake.log[0],
+)

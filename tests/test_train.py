@@ -1,0 +1,186 @@
+"""Training: Table 1 arguments, plan errors, launch commands, a real 2-process DeepSpeed ZeRO-1 run on
+CPU (gloo) that trains, saves and reloads, and a killed run that resumes from its checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from culturalign.io import InputError, frame, row_id, write_parquet
+from culturalign.launch import launch_command, train_model
+from culturalign.train import TABLE1, prepare, training_kwargs
+from tiny_model import make_tiny
+
+CPU = {"bf16": False, "tf32": False, "use_cpu": True, "gradient_checkpointing": False, "max_length": 96}
+
+
+def conversations(n: int) -> list[list[dict]]:
+    return [[{"role": "user", "content": f"第{i}个问题：中国的首都是哪里？"},
+             {"role": "assistant", "content": "中国的首都是北京。长城是中国古代的军事防御工程。"}] for i in range(n)]
+
+
+def write_data(path: Path, convs: list[list[dict]]) -> str:
+    rows = [{"id": row_id("t", i), "source": "t", "messages": c, "meta": "{}"} for i, c in enumerate(convs)]
+    write_parquet(frame(rows), path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return make_tiny(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (torchrun starts every worker in a session of its own, so killing
+    the launcher's process group would leave the workers running)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_training_kwargs_are_table1_overridable_and_strict():
+    kwargs = training_kwargs({"learning_rate": 2e-5, "packing": False, "nodes": 2}, 3, "/w/checkpoints")
+    assert {k: kwargs[k] for k in TABLE1 if k != "learning_rate"} == {k: v for k, v in TABLE1.items()
+                                                                      if k != "learning_rate"}
+    assert kwargs["learning_rate"] == 2e-5 and kwargs["num_train_epochs"] == 3
+    assert kwargs["output_dir"] == "/w/checkpoints" and "packing" not in kwargs and "nodes" not in kwargs
+    assert kwargs["deepspeed"].endswith("deepspeed/zero1.json")
+    assert json.loads(Path(kwargs["deepspeed"]).read_text())["zero_optimization"]["stage"] == 1
+    assert training_kwargs({"deepspeed": "zero3"}, 1, "/w")["deepspeed"].endswith("zero3.json")
+    assert training_kwargs({"deepspeed": False}, 1, "/w")["deepspeed"] is None
+    with pytest.raises(ValueError, match="train.learnig_rate"):
+        training_kwargs({"learnig_rate": 1e-5}, 1, "/w")
+    with pytest.raises(ValueError, match="epochs_per_round"):
+        training_kwargs({"num_train_epochs": 5}, 1, "/w")
+
+
+def test_plan_errors_before_compute(tiny, tmp_path):
+    data = write_data(tmp_path / "train.parquet", conversations(4))
+    common = dict(output=str(tmp_path / "out"), workdir=str(tmp_path / "work"), epochs=1)
+    with pytest.raises(InputError, match="training set is empty"):
+        prepare(model=tiny, data=write_data(tmp_path / "empty.parquet", []), train_cfg=CPU, **common)
+    no_tokenizer = tmp_path / "weights_only"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(Path(tiny) / name, no_tokenizer / name)
+    with pytest.raises(InputError, match="no usable tokenizer"):
+        prepare(model=str(no_tokenizer), data=data, train_cfg=CPU, **common)
+    with pytest.raises(InputError, match="max_length 4096 exceeds the model's max_position_embeddings 256"):
+        prepare(model=tiny, data=data, train_cfg={**CPU, "max_length": 4096}, **common)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="train.bf16 is true but this hardware"):
+            prepare(model=tiny, data=data, train_cfg={**CPU, "bf16": True}, **common)
+    assert not (tmp_path / "out").exists()
+
+
+def test_plan_and_stale_work_directory(tiny, tmp_path, capsys):
+    data = write_data(tmp_path / "train.parquet", conversations(10))
+    work = tmp_path / "work"
+    (work / "checkpoints" / "checkpoint-7").mkdir(parents=True)
+    (work / "fingerprint.json").write_text('{"key": "another job"}')
+    prepare(model=tiny, data=data, output=str(tmp_path / "out"), workdir=str(work),
+            train_cfg={**CPU, "nproc_per_node": 2}, epochs=2)
+    assert not (work / "checkpoints").exists()   # a different job's checkpoints are never resumed
+    plan = json.loads((work / "plan.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    assert plan["parameters"] == sum(p.numel() for p in model.parameters())
+    assert plan["samples"] == 10 and plan["world_size"] == 2 and plan["zero_stage"] == 1
+    assert plan["train_flops"] == pytest.approx(6 * plan["parameters"] * plan["tokens_per_epoch"] * 2)
+    mem = plan["memory_per_gpu_gib"]
+    assert mem["optimizer"] == pytest.approx(8 * plan["parameters"] / 2 / 1024 ** 3, abs=1e-3)  # fp32: m, v sharded
+    assert "training plan" in capsys.readouterr().out
+
+
+def test_launch_command_local_and_slurm():
+    assert launch_command(1, 4, "/w/args.json", {})[1:] == [
+        "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
+        "-m", "culturalign.train", "--args-json", "/w/args.json"]
+    env = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[07-08]"}
+    command = launch_command(2, 8, "/w/args.json", env, rdzv_host="gpu07")
+    assert command[:8] == ["srun", "--nodes", "2", "--ntasks", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1"]
+    assert command[8:11] == [sys.executable, "-m", "torch.distributed.run"]
+    assert command[11:] == ["--nnodes", "2", "--nproc-per-node", "8", "--rdzv-backend", "c10d",
+                            "--rdzv-endpoint", "gpu07:24242", "--rdzv-id", "4242",
+                            "-m", "culturalign.train", "--args-json", "/w/args.json"]
+    with pytest.raises(RuntimeError, match="needs a SLURM allocation"):
+        launch_command(2, 8, "/w/args.json", {})
+
+
+def test_deepspeed_zero1_two_processes_train_save_reload(tiny, tmp_path):
+    data = write_data(tmp_path / "train.parquet", conversations(48))
+    out, work = tmp_path / "kg_r1", tmp_path / ".work" / "kg_r1"
+    cfg = {**CPU, "nproc_per_node": 2, "learning_rate": 1e-2, "gradient_accumulation_steps": 2}
+    train_model(model=tiny, data=data, output=str(out), workdir=str(work), train_cfg=cfg, epochs=2,
+                log_path=str(tmp_path / "train.log"))
+    assert not work.exists()                     # work directory removed after the final rename
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["zero_stage"] == 1
+    assert summary["global_step"] == summary["optimizer_steps"] > 2 and summary["resumed_from_step"] is None
+    args = torch.load(out / "training_args.bin", weights_only=False)
+    assert args.deepspeed.endswith("zero1.json") and args.world_size == 2
+    rows = read_log(out / "trainer_log.jsonl")
+    assert [r["step"] for r in rows] == list(range(1, summary["global_step"] + 1))
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
+    assert all(r["tokens_per_s"] > 0 and r["grad_norm"] > 0 for r in rows)
+    # Reload: a normal HF directory; weights moved away from the base model; the chat template kept.
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.use_cache is True
+    before, after = load_file(Path(tiny) / "model.safetensors"), load_file(out / "model.safetensors")
+    name = "model.layers.0.mlp.up_proj.weight"
+    assert (after[name].float() - before[name]).abs().max() > 1e-3
+    assert AutoTokenizer.from_pretrained(out).chat_template == AutoTokenizer.from_pretrained(tiny).chat_template
+
+
+def test_killed_run_resumes_from_its_checkpoint(tiny, tmp_path):
+    data = write_data(tmp_path / "train.parquet", conversations(80))
+    out, work = tmp_path / "kg_r1", tmp_path / ".work" / "kg_r1"
+    cfg = {**CPU, "nproc_per_node": 2, "packing": False, "gradient_accumulation_steps": 1, "save_steps": 2,
+           "learning_rate": 1e-3}
+    kwargs = dict(model=tiny, data=data, output=str(out), workdir=str(work), train_cfg=cfg, epochs=1)
+    code = f"from culturalign.launch import train_model; train_model(**{kwargs!r}, log_path={str(tmp_path / 'a.log')!r})"
+    first = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(work.glob("checkpoints/checkpoint-*/COMPLETE")):
+            assert first.poll() is None, f"run ended before a checkpoint: {(tmp_path / 'a.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.1)
+    finally:
+        for pid in process_tree(first.pid):   # preemption: every process dies, no chance to clean up
+            os.kill(pid, signal.SIGKILL)
+        first.wait()
+    assert not out.exists()
+    done = max(int(p.parent.name.split("-")[1]) for p in work.glob("checkpoints/checkpoint-*/COMPLETE"))
+    shards = list(work.glob(f"checkpoints/checkpoint-{done}/global_step{done}/*optim_states.pt"))
+    assert len(shards) == 2                       # ZeRO-1: optimizer state partitioned over both ranks
+
+    train_model(**kwargs, log_path=str(tmp_path / "b.log"))
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] >= done >= 2
+    assert summary["global_step"] == summary["optimizer_steps"] == 40   # 80 samples / 2 ranks, 1 epoch
+    assert "resuming from" in (tmp_path / "b.log").read_text()
+    assert [r["step"] for r in read_log(out / "trainer_log.jsonl")] == list(range(1, 41))
