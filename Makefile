@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: on the dev/CI machines this takes the local CPU build instead of a multi-GB CUDA one.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
+	# DeepSpeed compiles its CPU communication op on first use (~3 min); do it once here, not inside a test.
+	$(BIN)/python -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()" >/dev/null 2>&1
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)

@@ -21,8 +21,11 @@ NCCL_ENV = {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "NCCL_ASYNC_ERROR_HANDLING":
 
 
 def head_node(env: Mapping[str, str]) -> str:
-    """First host of the allocation: `scontrol show hostnames $SLURM_JOB_NODELIST | head -1`."""
-    names = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]],
+    """First host of the allocation: `scontrol show hostnames <nodelist> | head -1`. The Snakemake SLURM
+    executor strips SLURM_JOB_NODELIST from the job's environment, so ask squeue when it is missing."""
+    nodelist = env.get("SLURM_JOB_NODELIST") or subprocess.run(
+        ["squeue", "-h", "-j", env["SLURM_JOB_ID"], "-o", "%N"], check=True, capture_output=True, text=True).stdout.strip()
+    names = subprocess.run(["scontrol", "show", "hostnames", nodelist],
                            check=True, capture_output=True, text=True).stdout.split()
     return names[0]
 

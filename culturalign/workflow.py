@@ -105,6 +105,7 @@ def judge(config: dict, name: str | None) -> dict | None:
 
 def train_resources(config: dict) -> dict[str, Any]:
     """SLURM resources of a training job: one task (one torchrun) per node; mpi='srun' tells the
-    executor not to wrap the job in its own srun, since the launcher calls srun itself."""
+    executor not to wrap the job in its own srun, since the launcher calls srun itself. One node needs
+    no srun of ours, and the SLURM plugin refuses mpi with a single task, so it gets plain nodes=1."""
     nodes = config["train"]["nodes"]
-    return {"nodes": nodes, "tasks": nodes, "mpi": "srun"}
+    return {"nodes": nodes, "tasks": nodes, "mpi": "srun"} if nodes > 1 else {"nodes": 1}

@@ -75,6 +75,7 @@ def test_model_paths_and_previous_rounds(config):
     with pytest.raises(ValueError, match="not a trained model name"):
         wf.stage_of("base")
     assert wf.train_resources({"train": {"nodes": 4}}) == {"nodes": 4, "tasks": 4, "mpi": "srun"}
+    assert wf.train_resources({"train": {"nodes": 1}}) == {"nodes": 1}
 
 
 def knowledge_score(model, acc):
