@@ -1,0 +1,95 @@
+"""The data stage through real Snakemake runs on the demo config, in a copy of the workflow:
+outputs and their invariants, and incremental reruns (issue: only affected work runs again)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+TARGETS = ["results/data/knowledge/train.parquet", "results/data/safety/train.parquet"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
+
+
+@pytest.fixture(scope="module")
+def workdir(repo_root, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "demo", "profiles"):
+        src = repo_root / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    run(work, *TARGETS)
+    return work
+
+
+def run(work: Path, *args: str) -> str:
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def planned(work: Path, *args: str) -> dict[str, int]:
+    """Jobs a dry run would run, from Snakemake's 'Job stats' table: {rule: count}."""
+    out = run(work, "-n", *TARGETS, *args)
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+def test_outputs_keep_every_row(workdir):
+    for stats_path in workdir.glob("results/data/*/*/stats.json"):
+        stats = json.loads(stats_path.read_text())
+        kept = pl.read_parquet(stats_path.parent / "clean.parquet")
+        rejected = pl.read_parquet(stats_path.parent / "rejected.parquet")
+        assert stats["rows_in"] == stats["rows_kept"] + stats["rows_rejected"]
+        assert (kept.height, rejected.height) == (stats["rows_kept"], stats["rows_rejected"])
+        assert sum(stats["dropped"].values()) == stats["rows_rejected"]
+        assert set(rejected["drop_reason"].unique()) == {r for r, n in stats["dropped"].items() if n}
+    alpaca = json.loads((workdir / "results/data/knowledge/demo_alpaca/stats.json").read_text())
+    # the demo's deliberate dirt reaches the filters it was written for
+    for reason in ("exact_duplicate", "near_duplicate", "english_context", "mojibake", "empty_turn", "low_cjk_share"):
+        assert alpaca["dropped"][reason] > 0, reason
+    train = pl.read_parquet(workdir / "results/data/knowledge/train.parquet")
+    assert set(train["source"].unique()) == {"demo_alpaca", "demo_dialogues", "demo_refgpt"}
+    assert train["id"].n_unique() == train.height
+
+
+def test_unchanged_rerun_does_nothing(workdir):
+    assert planned(workdir) == {}
+
+
+def test_editing_one_source_reruns_only_it(workdir):
+    path = workdir / "demo/data/knowledge_refgpt.jsonl"
+    before = pl.read_parquet(workdir / "results/data/knowledge/train.parquet")
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"reference": "", "dialogue": "Human: 端午节吃什么？ Assistant: 端午节吃粽子。"},
+                           ensure_ascii=False) + "\n")
+    assert planned(workdir) == {"clean_source": 1, "mix": 1}
+    run(workdir, *TARGETS)
+    after = pl.read_parquet(workdir / "results/data/knowledge/train.parquet")
+    assert after.height == before.height + 1
+    # ids are stable: every earlier row keeps its id
+    assert set(before["id"]) <= set(after["id"])
+    assert planned(workdir) == {}
+
+
+def test_changing_a_threshold_reruns_the_affected_cleaning(workdir):
+    (workdir / "stricter.yaml").write_text("clean: {cjk: {min_share: 0.5}}\n")
+    assert planned(workdir, "--configfile", "config.yaml", "stricter.yaml") == {"clean_source": 4, "mix": 2}
+    # a per-source override touches only that source
+    (workdir / "one.yaml").write_text(
+        "data:\n  safety:\n    - {name: demo_safety, path: demo/data/safety_prompts.json, format: safety_prompts,"
+        " clean: {cjk: {min_share: 0.5}}}\n")
+    assert planned(workdir, "--configfile", "config.yaml", "one.yaml") == {"clean_source": 1, "mix": 1}
+
+
+def test_unknown_config_key_fails_before_any_job(workdir):
+    proc = subprocess.run([*SNAKEMAKE, "-n", "--config", "train={\"nodes\": \"many\"}"], cwd=workdir,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "'many' is not of type 'integer'" in proc.stdout + proc.stderr
