@@ -3,10 +3,9 @@ paper's formats), so the paper's setup is at least a valid, schedulable workflow
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
-import sys
+
+from workflow_run import copy_workflow, planned
 
 STANDINS = {  # paper path -> demo file of the same format
     "paper_data/alpaca_gpt4_data_zh.json": "demo/data/knowledge_alpaca.json",
@@ -17,9 +16,7 @@ STANDINS = {  # paper path -> demo file of the same format
 
 
 def test_paper_config_dry_runs(repo_root, tmp_path):
-    for name in ("Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "profiles", "examples"):
-        src = repo_root / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_workflow(repo_root, tmp_path)
     for dst, src in STANDINS.items():
         (tmp_path / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(repo_root / src, tmp_path / dst)
@@ -43,10 +40,6 @@ def test_paper_config_dry_runs(repo_root, tmp_path):
     assert data == {"clean_source": 5, "mix": 2}
 
 
+
 def dry_run(work, *targets: str) -> dict[str, int]:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--cores", "2",
-                           "--configfile", "examples/paper.yaml"], cwd=work, capture_output=True, text=True)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    table = out.split("Job stats:")[1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+    return planned(work, *targets, "--configfile", "examples/paper.yaml")

@@ -3,42 +3,26 @@ outputs and their invariants, and incremental reruns (issue: only affected work 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+from workflow_run import copy_workflow, planned as plan, snakemake
 
 TARGETS = ["results/data/knowledge/train.parquet", "results/data/safety/train.parquet"]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
 
 
 @pytest.fixture(scope="module")
 def workdir(repo_root, tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "demo", "profiles"):
-        src = repo_root / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    run(work, *TARGETS)
+    work = copy_workflow(repo_root, tmp_path_factory.mktemp("workflow"))
+    snakemake(work, *TARGETS)
     return work
 
 
-def run(work: Path, *args: str) -> str:
-    proc = subprocess.run([*SNAKEMAKE, *args], cwd=work, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
 def planned(work: Path, *args: str) -> dict[str, int]:
-    """Jobs a dry run would run, from Snakemake's 'Job stats' table: {rule: count}."""
-    out = run(work, "-n", *TARGETS, *args)
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:")[1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+    return plan(work, *TARGETS, *args)
 
 
 def test_outputs_keep_every_row(workdir):
@@ -70,7 +54,7 @@ def test_editing_one_source_reruns_only_it(workdir):
         f.write(json.dumps({"reference": "", "dialogue": "Human: 端午节吃什么？ Assistant: 端午节吃粽子。"},
                            ensure_ascii=False) + "\n")
     assert planned(workdir) == {"clean_source": 1, "mix": 1}
-    run(workdir, *TARGETS)
+    snakemake(workdir, *TARGETS)
     after = pl.read_parquet(workdir / "results/data/knowledge/train.parquet")
     assert after.height == before.height + 1
     # ids are stable: every earlier row keeps its id
@@ -89,7 +73,7 @@ def test_changing_a_threshold_reruns_the_affected_cleaning(workdir):
 
 
 def test_unknown_config_key_fails_before_any_job(workdir):
-    proc = subprocess.run([*SNAKEMAKE, "-n", "--config", "train={\"nodes\": \"many\"}"], cwd=workdir,
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-n", "--config", "train={\"nodes\": \"many\"}"], cwd=workdir,
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "'many' is not of type 'integer'" in proc.stdout + proc.stderr

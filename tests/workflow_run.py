@@ -1,0 +1,34 @@
+"""Helpers for tests that run Snakemake on a copy of the workflow (imported by test modules)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "demo", "profiles", "examples")
+
+
+def copy_workflow(repo_root: Path, dest: Path) -> Path:
+    """A private copy, so a test can edit data files and config without touching the repository."""
+    for name in WORKFLOW_FILES:
+        src = repo_root / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+def snakemake(work: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=work,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def planned(work: Path, *args: str) -> dict[str, int]:
+    """Jobs a dry run would run, from Snakemake's 'Job stats' table: {rule: count}."""
+    out = snakemake(work, "-n", *args)
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
