@@ -60,6 +60,11 @@ class ChatServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def judge_config(self, api_key_env: str, **overrides) -> dict:
+        """A judges: entry pointing at this server, with test-sized timeouts and backoff."""
+        return {"backend": "openai", "base_url": self.url, "model": "judge-model", "api_key_env": api_key_env,
+                "concurrency": 2, "timeout": 5, "backoff": 0.01, "backoff_max": 0.05} | overrides
+
     @property
     def requests(self) -> int:
         """How many chat completion requests arrived (the server's own count)."""

@@ -107,9 +107,7 @@ def test_keyword_judge_leaves_empty_answers_unclassified(tmp_path):
 @pytest.fixture
 def gpt(chat_server, monkeypatch) -> dict:  # noqa: F811
     monkeypatch.setenv("CULTURALIGN_TEST_KEY", "sk-test-judges")
-    return {"backend": "openai", "base_url": chat_server.url, "model": "judge-model",
-            "api_key_env": "CULTURALIGN_TEST_KEY", "concurrency": 2, "timeout": 5, "max_retries": 0,
-            "backoff": 0.01, "backoff_max": 0.05}
+    return chat_server.judge_config("CULTURALIGN_TEST_KEY", max_retries=0)
 
 
 def test_llm_knowledge_judge_retries_unparseable_then_counts_failure(chat_server, gpt, tmp_path):  # noqa: F811

@@ -19,10 +19,8 @@ KEY = "sk-test-llm-key"
 @pytest.fixture
 def cfg(chat_server, monkeypatch) -> dict:  # noqa: F811
     monkeypatch.setenv("CULTURALIGN_TEST_KEY", KEY)
-    return {"backend": "openai", "base_url": chat_server.url, "model": "judge-model",
-            "api_key_env": "CULTURALIGN_TEST_KEY", "concurrency": 4, "timeout": 5, "max_retries": 2,
-            "backoff": 0.01, "backoff_max": 0.05, "budget_usd": None,
-            "price_per_1k": {"input": 1.0, "output": 2.0}}
+    return chat_server.judge_config("CULTURALIGN_TEST_KEY", concurrency=4, max_retries=2, budget_usd=None,
+                                    price_per_1k={"input": 1.0, "output": 2.0})
 
 
 def ask(text: str) -> list[dict]:

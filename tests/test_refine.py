@@ -46,9 +46,7 @@ def row(i: int, question: str, answer: str) -> dict:
 @pytest.fixture
 def judge(chat_server, monkeypatch) -> dict:  # noqa: F811
     monkeypatch.setenv("REFINE_TEST_KEY", "sk-refine-test")
-    return {"backend": "openai", "base_url": chat_server.url, "model": "judge-model",
-            "api_key_env": "REFINE_TEST_KEY", "concurrency": 2, "timeout": 5, "max_retries": 1,
-            "backoff": 0.01, "backoff_max": 0.02}
+    return chat_server.judge_config("REFINE_TEST_KEY", max_retries=1, backoff_max=0.02)
 
 
 def rewrite(body: dict) -> str | int:

@@ -41,9 +41,7 @@ def files_under(path: Path) -> dict[str, bytes]:
 def secret_cfg(chat_server, monkeypatch) -> dict:  # noqa: F811
     monkeypatch.setenv(VAR, SECRET)
     chat_server.set(reply=hostile(chat_server), echo_key=True, fail_first=1, fail_status=429)
-    return {"backend": "openai", "base_url": chat_server.url, "model": "judge-model", "api_key_env": VAR,
-            "concurrency": 2, "timeout": 5, "max_retries": 1, "backoff": 0.01, "backoff_max": 0.02,
-            "price_per_1k": {"input": 0.5, "output": 1.0}}
+    return chat_server.judge_config(VAR, max_retries=1, backoff_max=0.02, price_per_1k={"input": 0.5, "output": 1.0})
 
 
 def test_key_appears_nowhere(chat_server, secret_cfg, tmp_path, caplog, capfd):  # noqa: F811
