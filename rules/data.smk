@@ -38,6 +38,8 @@ rule clean_source:
         "logs/clean_source/{stage}/{source}.log",
     benchmark:
         "benchmarks/clean_source/{stage}/{source}.tsv"
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/clean_source.py"
 
@@ -54,6 +56,8 @@ rule mix:
         "logs/mix/{stage}.log",
     benchmark:
         "benchmarks/mix/{stage}.tsv"
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/mix.py"
 
@@ -69,5 +73,7 @@ rule review_sheet:
         seed=config["review"]["seed"],
     log:
         "logs/review_sheet/{stage}/{source}.log",
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/review_sheet.py"

@@ -26,6 +26,8 @@ rule generate:
         "logs/generate/{model}/{benchmark}.log",
     benchmark:
         "benchmarks/generate/{model}/{benchmark}.tsv"
+    conda:
+        "../envs/eval.yaml"
     script:
         "../scripts/generate.py"
 
@@ -46,6 +48,8 @@ checkpoint score_knowledge:
         "logs/score_knowledge/{model}.log",
     benchmark:
         "benchmarks/score_knowledge/{model}.tsv"
+    conda:
+        "../envs/eval.yaml"
     script:
         "../scripts/score_knowledge.py"
 
@@ -78,5 +82,7 @@ checkpoint score_safety:
         "logs/score_safety/{model}.log",
     benchmark:
         "benchmarks/score_safety/{model}.tsv"
+    conda:
+        "../envs/eval.yaml"
     script:
         "../scripts/score_safety.py"

@@ -31,5 +31,7 @@ rule loop_summary:
         target=lambda wc: config["loop"][wc.stage]["target"],
     log:
         "logs/loop_summary/{stage}.log",
+    conda:
+        "../envs/report.yaml"
     script:
         "../scripts/loop_summary.py"

@@ -32,5 +32,7 @@ rule report:
         compared=lambda wc: compared_models(),
     log:
         "logs/report/report.log",
+    conda:
+        "../envs/report.yaml"
     script:
         "../scripts/report.py"

@@ -16,6 +16,8 @@ rule build_tiny:
         "logs/build_tiny/build_tiny.log",
     benchmark:
         "benchmarks/build_tiny/build_tiny.tsv"
+    conda:
+        "../envs/train.yaml"
     script:
         "../scripts/build_tiny.py"
 
@@ -46,5 +48,7 @@ rule train:
         "logs/train/{model}.log",
     benchmark:
         "benchmarks/train/{model}.tsv"
+    conda:
+        "../envs/train.yaml"
     script:
         "../scripts/train.py"

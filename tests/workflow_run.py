@@ -32,3 +32,10 @@ def planned(work: Path, *args: str) -> dict[str, int]:
         return {}
     table = out.split("Job stats:")[1]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+def planned_outputs(work: Path, *args: str) -> list[str]:
+    """Every output path of the jobs a dry run would run (checkpoint-dependent jobs appear once the
+    checkpoints they wait for have run)."""
+    out = snakemake(work, "-n", *args)
+    return [path.strip() for line in re.findall(r"^\s+output: (.+)$", out, re.M) for path in line.split(",")]
