@@ -77,3 +77,27 @@ def test_unknown_config_key_fails_before_any_job(workdir):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "'many' is not of type 'integer'" in proc.stdout + proc.stderr
+
+
+def test_review_decisions_round_trip(workdir):
+    """Export a review sheet, reject two rows, list the file: only that source is cleaned again, the two
+    rows land in rejected.parquet as human_rejected; editing the decisions file reruns only it again."""
+    snakemake(workdir, "results/data/knowledge/demo_dialogues/review.csv")
+    sheet = pl.read_csv(workdir / "results/data/knowledge/demo_dialogues/review.csv")
+    decisions = workdir / "decisions.csv"
+    sheet.head(2).with_columns(decision=pl.lit("reject")).write_csv(decisions)
+    (workdir / "reviewed.yaml").write_text(
+        "data:\n  knowledge:\n"
+        "    - {name: demo_alpaca, path: demo/data/knowledge_alpaca.json, format: alpaca}\n"
+        "    - {name: demo_dialogues, path: demo/data/knowledge_dialogues.jsonl, format: sharegpt,"
+        " decisions: decisions.csv}\n"
+        "    - {name: demo_refgpt, path: demo/data/knowledge_refgpt.jsonl}\n")
+    args = ("--configfile", "config.yaml", "reviewed.yaml")
+    assert planned(workdir, *args) == {"clean_source": 1, "mix": 1}
+    snakemake(workdir, *TARGETS, *args)
+    rejected = pl.read_parquet(workdir / "results/data/knowledge/demo_dialogues/rejected.parquet")
+    human = rejected.filter(pl.col("drop_reason") == "human_rejected")
+    assert sorted(human["id"]) == sorted(sheet["id"].head(2))
+    assert planned(workdir, *args) == {}
+    sheet.head(3).with_columns(decision=pl.lit("reject")).write_csv(decisions)
+    assert planned(workdir, *args) == {"clean_source": 1, "mix": 1}

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "demo", "profiles", "examples")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "envs", "demo", "profiles",
+                  "examples")
 
 
 def copy_workflow(repo_root: Path, dest: Path) -> Path:
