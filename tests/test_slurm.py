@@ -22,29 +22,13 @@ from slurm.cluster import (
     REPO,
     SLURM_PROFILE,
     TEST_PROFILE,
-    ClusterUnavailable,
     SlurmCluster,
-    ensure_installed,
+    job_states,
     run_snakemake_slurm,
+    slurm_cluster,  # noqa: F401 (a fixture)
     snakemake_bin,
     snakemake_slurm_command,
-    start_cluster,
 )
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    reason = ensure_installed()
-    if reason:
-        pytest.skip(f"no SLURM test cluster: {reason}")
-    if os.geteuid() != 0:
-        pytest.skip("no SLURM test cluster: slurmd must run as root to start jobs")
-    try:
-        cluster = start_cluster()
-    except ClusterUnavailable as e:
-        pytest.skip(f"no SLURM test cluster: {e}")
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +45,6 @@ def write_workflow(workdir: Path, snakefile: str) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "Snakefile").write_text(textwrap.dedent(snakefile))
     return workdir
-
-
-def job_states(cluster: SlurmCluster) -> dict[str, tuple[str, str]]:
-    """SLURM job id -> (state, comment) of every job the controller still remembers (MinJobAge)."""
-    out = cluster.run("squeue", "--states=all", "--noheader", "--format=%i|%T|%k").stdout
-    return {job: (state, comment) for job, state, comment in (line.split("|", 2) for line in out.splitlines())}
 
 
 def user_env(home: Path) -> dict[str, str]:
