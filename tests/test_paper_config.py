@@ -34,8 +34,10 @@ def test_paper_config_dry_runs(repo_root, tmp_path):
         (tmp_path / path).write_text(json.dumps(body, ensure_ascii=False))
     (tmp_path / "models/Meta-Llama-3-8B-Instruct").mkdir(parents=True)
     plan = dry_run(tmp_path)
-    # the loop starts by evaluating the local base model; nothing builds the tiny demo model
-    assert plan == {"generate": 1, "score_knowledge": 1, "loop_summary": 2, "report": 1, "all": 1}
+    # the loop starts by evaluating the local base model (both benchmarks, for the comparison tables)
+    # next to the data stage; nothing builds the tiny demo model
+    assert plan == {"clean_source": 5, "mix": 2, "generate": 3, "score_knowledge": 1, "score_safety": 1,
+                    "loop_summary": 2, "report": 1, "all": 1}
     data = dry_run(tmp_path, "results/data/knowledge/train.parquet", "results/data/safety/train.parquet")
     assert data == {"clean_source": 5, "mix": 2}
 
