@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import psutil
 import pytest
+from culturalign.io import read_json
 from workflow_run import copy_workflow, planned, planned_outputs, snakemake
 
 # Knowledge fails on base (target above what one short round reaches), so kg_r1 is trained and selected
@@ -27,10 +28,6 @@ train: {save_steps: 20}
 generation: {max_new_tokens: 16}
 """
 CONFIG = ("--configfile", "config.yaml", "fast.yaml")
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def wait_for_checkpoint(work: Path, proc: subprocess.Popen, timeout: float = 600) -> Path:

@@ -27,6 +27,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from culturalign.io import read_json
 from slurm.cluster import SlurmCluster, job_states, run_snakemake_slurm, running_cluster
 from workflow_run import copy_workflow
 
@@ -126,10 +127,6 @@ def both(runs: Runs, path: str) -> tuple[Path, Path]:
 def outputs(runs: Runs, pattern: str) -> list[str]:
     """The local run's files matching `pattern`, relative to its directory."""
     return sorted(str(p.relative_to(runs.local)) for p in runs.local.glob(pattern))
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
 
 
 def read_jsonl(path: Path) -> list[dict]:
