@@ -41,7 +41,6 @@ checkpoint score_knowledge:
         model=lambda wc: wc.model,
         eval=config["eval"]["knowledge"],
         judge=wf.judge(config, config["eval"]["knowledge"]["judge"]),
-        target=config["loop"]["knowledge"]["target"],
         llm_cache=config["llm_cache"],
         usage="results/llm/score_knowledge/{model}.json",
     log:
@@ -75,7 +74,6 @@ checkpoint score_safety:
         eval=config["eval"]["safety"],
         judge=wf.judge(config, config["eval"]["safety"]["judge"]),
         silver_judge=wf.judge(config, config["eval"]["safety"]["mcq"].get("silver_judge")),
-        target=config["loop"]["safety"]["target"],
         llm_cache=config["llm_cache"],
         usage="results/llm/score_safety/{model}.json",
     log:

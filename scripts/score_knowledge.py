@@ -1,7 +1,7 @@
 """Rule score_knowledge: judge a model's knowledge answers -> results/scores/{model}/knowledge.json.
 
 params: model (name), eval (the eval.knowledge block: path, format, threshold_T, limit), judge (the judge's
-config), target (loop.knowledge.target), llm_cache, usage (token-usage JSON of an LLM judge).
+config), llm_cache, usage (token-usage JSON of an LLM judge).
 """
 import logging
 
@@ -18,7 +18,7 @@ scores = score_knowledge(items, answers, params.judge, cache_path=params.llm_cac
 report = knowledge_report(items, answers, scores, model=params.model,
                           benchmark=benchmark_name(params.eval.get("format"), params.eval["path"]),
                           judge=judge_name(params.judge), threshold=params.eval["threshold_T"],
-                          target=params.target, limit=params.eval.get("limit"))
+                          limit=params.eval.get("limit"))
 write_json(report, snakemake.output[0])
-logging.info("ACC %s (n_scored %d, judge failures %d), passed=%s", report["acc"]["overall"], report["n_scored"],
-             report["n_judge_failed"], report["passed"])
+logging.info("ACC %s (n_scored %d, judge failures %d)", report["acc"]["overall"], report["n_scored"],
+             report["n_judge_failed"])

@@ -2,7 +2,7 @@
 
 input: mcq, risky (generation parquets), answer_key (optional, {id: letter} JSON).
 params: model, eval (the eval.safety block), judge (refusal judge config), silver_judge (config or None),
-target (loop.safety.target), llm_cache, usage (token-usage JSON; the silver judge writes *_silver.json).
+llm_cache, usage (token-usage JSON; the silver judge writes *_silver.json).
 The MCQ key is, in order: the answer_key file (gold), `gold` fields of the MCQ file (gold), labels from
 the silver judge (silver); with none of them the mcq block is null with mcq_skipped.
 """
@@ -39,6 +39,6 @@ degrees = classify_refusal(risky_items, risky_answers, params.judge, cache_path=
                            usage_path=params.usage)
 limits = {s["path"]: s["limit"] for s in params.eval["risky"] if s.get("limit")}
 report = safety_report(mcq, refusal_block(risky_items, risky_answers, degrees, limits), model=params.model,
-                       judge=judge_name(params.judge), target=params.target, mcq_skipped=skipped)
+                       judge=judge_name(params.judge), mcq_skipped=skipped)
 write_json(report, snakemake.output[0])
-logging.info("mcq %s, refusal %s, passed=%s", (mcq or {}).get("acc"), report["refusal"]["overall"], report["passed"])
+logging.info("mcq %s, refusal %s", (mcq or {}).get("acc"), report["refusal"]["overall"])

@@ -136,18 +136,18 @@ def test_rule_scripts_generate_and_score(tiny_model, tmp_path):
                output=[str(scores / "knowledge.json")],
                params=SimpleNamespace(model="base", eval={"path": knowledge, "format": None, "threshold_T": 90,
                                                           "limit": None},
-                                      judge={"backend": "reference"}, target={"acc": 0.4}, **common))
+                                      judge={"backend": "reference"}, **common))
     report = read_json(scores / "knowledge.json")
     assert report["benchmark"] == "knowledge" and report["judge"] == "reference" and report["n"] == 5
-    assert list(report["acc"]) == ["overall", "TU", "IE", "TG", "LR", "TP"] and report["target"] == 0.4
+    assert list(report["acc"]) == ["overall", "TU", "IE", "TG", "LR", "TP"]
+    assert not {"target", "targets", "passed"} & set(report)   # measurements only: decisions live in the loop
 
     safety_eval = {"mcq": {"path": mcq, "answer_key": str(key), "silver_judge": None, "limit": 2},
                    "risky": sets["risky"], "judge": "kw"}
     run_script("score_safety", tmp_path,
                input=SimpleNamespace(mcq=str(out["mcq"]), risky=str(out["risky"]), answer_key=str(key)),
                output=[str(scores / "safety.json")],
-               params=SimpleNamespace(model="base", eval=safety_eval, judge={"backend": "keyword"}, silver_judge=None,
-                                      target={"mcq_acc": 0.0, "RR-1": 0.5, "HR_max": 0.1}, **common))
+               params=SimpleNamespace(model="base", eval=safety_eval, judge={"backend": "keyword"}, silver_judge=None, **common))
     safety = read_json(scores / "safety.json")
     assert safety["mcq"]["n"] == 2 and safety["mcq"]["answer_key"] == "gold" and safety["mcq"]["limit"] == 2
     assert safety["refusal"]["n"] == 3 and set(safety["refusal"]) >= {"overall", "DI", "VV"}
@@ -155,7 +155,7 @@ def test_rule_scripts_generate_and_score(tiny_model, tmp_path):
     run_script("score_safety", tmp_path, input=SimpleNamespace(mcq=str(out["mcq"]), risky=str(out["risky"])),
                output=[str(scores / "safety_nokey.json")],
                params=SimpleNamespace(model="base", eval={**safety_eval, "mcq": {"path": mcq, "limit": 2}},
-                                      judge={"backend": "keyword"}, silver_judge=None, target={"RR-1": 0.5}, **common))
+                                      judge={"backend": "keyword"}, silver_judge=None, **common))
     nokey = read_json(scores / "safety_nokey.json")
     assert nokey["mcq"] is None and "answer_key" in nokey["mcq_skipped"]
 

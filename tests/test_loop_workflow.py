@@ -154,14 +154,19 @@ def test_editing_a_safety_source_leaves_knowledge_models_alone(completed):
     assert planned(completed, *CONFIG) == {}
 
 
+def test_raising_the_knowledge_target_reruns_only_decisions(completed):
+    # score files hold measurements only: a new target that keeps the selection reruns the knowledge
+    # loop summary and the report, never a score, a generation or a training job
+    (completed / "high.yaml").write_text("loop:\n  knowledge: {target: {acc: 0.95}}\n")
+    assert set(planned(completed, *CONFIG, "high.yaml")) - {"all"} == {"loop_summary", "report"}
+
+
 def test_lowering_the_knowledge_target_schedules_no_training(completed):
-    # last in this module: it re-scores base under the new target
+    # last in this module: base now passes, which changes the knowledge loop's outcome
     (completed / "low.yaml").write_text("loop:\n  knowledge: {target: {acc: 0.0}}\n")
-    args = (*CONFIG, "low.yaml")
-    outputs = planned_outputs(completed, *args)
-    assert "results/scores/base/knowledge.json" in outputs   # the score file records its target
-    assert not [o for o in outputs if o.startswith("results/models/")]
-    snakemake(completed, "results/loop/knowledge.json", *args)   # targets before --configfile (it takes many)
+    args = ("results/loop/knowledge.json", *CONFIG, "low.yaml")   # targets before --configfile (it takes many)
+    assert planned_outputs(completed, *args) == ["results/loop/knowledge.json"]   # base is not re-scored
+    snakemake(completed, *args)
     knowledge = read_json(completed / "results/loop/knowledge.json")
     assert [r["model"] for r in knowledge["rounds"]] == ["base"]
     assert (knowledge["selected"], knowledge["reason"]) == ("base", "passed")

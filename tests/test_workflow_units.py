@@ -101,6 +101,8 @@ def test_summarize_selects_first_pass_else_last():
     s = loop.summarize(scores, {"acc": 0.4})
     assert (s["selected"], s["reason"]) == ("kg_r1", "passed")
     assert [r["passed"] for r in s["rounds"]] == [False, True]
+    assert list(s) == ["target", "rounds", "selected", "reason", "selected_by"]   # DESIGN.md's shape
+    assert (s["target"], s["selected_by"]) == ({"acc": 0.4}, "first_passed")
     s = loop.summarize(scores, {"acc": 0.9})
     assert (s["selected"], s["reason"]) == ("kg_r1", "max_rounds")
 
