@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from culturalign.benchmarks import load  # noqa: E402
+from culturalign.evalsets import load  # noqa: E402
 from culturalign.generate import generate  # noqa: E402
 from culturalign.io import write_json  # noqa: E402
 from culturalign.tiny import build_tiny  # noqa: E402

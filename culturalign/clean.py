@@ -38,7 +38,7 @@ import yaml
 from culturalign import io
 from culturalign.decontam import contaminated
 from culturalign.dedup import near_duplicates
-from culturalign.workflow import deep_merge, package_data
+from culturalign.util import deep_merge, package_data
 
 DEFAULTS: dict = {
     "normalize": True,

@@ -135,6 +135,6 @@ def with_items(answers: pl.DataFrame, items: list[dict]) -> pl.DataFrame:
 
 
 def read_generations(path: str | os.PathLike) -> tuple[list[dict], list[str]]:
-    """(items, answers) of a results/generations/{model}/{benchmark}.parquet written with `with_items`."""
+    """(items, answers) of a results/generations/{model}/{evalset}.parquet written with `with_items`."""
     df = pl.read_parquet(path, columns=["item", "answer"])
     return [json.loads(s) for s in df["item"]], df["answer"].to_list()

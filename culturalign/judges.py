@@ -24,7 +24,7 @@ import yaml
 
 from culturalign import prompts
 from culturalign.metrics import extract_option
-from culturalign.workflow import package_data
+from culturalign.util import package_data
 
 log = logging.getLogger(__name__)
 LLM_BACKENDS = ("openai", "hf")

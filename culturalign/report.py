@@ -43,7 +43,7 @@ def table(header: list[str], rows: list[list]) -> Block:
 
 
 def scores_by_model(paths: list[str]) -> dict[str, dict[str, dict]]:
-    """{model: {"knowledge": {...}, "safety": {...}}} from results/scores/{model}/{benchmark}.json."""
+    """{model: {"knowledge": {...}, "safety": {...}}} from results/scores/{model}/{evalset}.json."""
     out: dict[str, dict[str, dict]] = {}
     for path in paths:
         out.setdefault(Path(path).parent.name, {})[Path(path).stem] = read_json(path)

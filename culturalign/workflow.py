@@ -1,32 +1,22 @@
-"""Pure helpers the rules use to turn the config into paths and parameters.
+"""Pure helpers the rules use to turn the config into paths and parameters (config -> paths only).
 
 Kept out of the .smk files so they are plain, importable and unit-tested: which sources a stage has,
-the effective cleaning config of one source, where a model lives, which model a round starts from.
+the effective cleaning config of one source, where a model lives, which model a round starts from,
+and whether every path the config names exists before any job is planned.
 """
 from __future__ import annotations
 
-import copy
+import os
 import re
-from importlib import resources
+from pathlib import Path
 from typing import Any, Callable
+
+from culturalign.util import deep_merge, package_data
 
 STAGES = ("knowledge", "safety")
 PREFIX = {"knowledge": "kg", "safety": "safe"}
 STAGE_OF_PREFIX = {v: k for k, v in PREFIX.items()}
 MODEL_RE = re.compile(r"^(kg|safe)_r(\d+)$")
-
-
-def package_data(name: str) -> str:
-    """Path of an editable data file shipped inside the package (culturalign/data/<name>)."""
-    return str(resources.files("culturalign") / "data" / name)
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """`over` wins; nested dicts merge key by key (so a source can override one threshold)."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def sources(config: dict, stage: str) -> list[dict]:
@@ -109,3 +99,72 @@ def train_resources(config: dict) -> dict[str, Any]:
     no srun of ours, and the SLURM plugin refuses mpi with a single task, so it gets plain nodes=1."""
     nodes = config["train"]["nodes"]
     return {"nodes": nodes, "tasks": nodes, "mpi": "srun"} if nodes > 1 else {"nodes": 1}
+
+
+# A directory is taken for a Hugging Face model when it has its config and at least one tokenizer file
+# (fast tokenizer, sentencepiece model, or a BPE/WordPiece vocabulary).
+HF_MODEL_FILES = ("config.json",)
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
+def model_dir_problem(path: Path) -> str | None:
+    """Why `path` is not a usable Hugging Face model directory, or None when it is."""
+    if not path.is_dir():
+        return "no such directory" if not path.exists() else "not a directory"
+    missing = [name for name in HF_MODEL_FILES if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in HF_TOKENIZER_FILES):
+        missing.append(f"a tokenizer file (one of {', '.join(HF_TOKENIZER_FILES)})")
+    return f"not a Hugging Face model directory: missing {', '.join(missing)}" if missing else None
+
+
+def configured_paths(config: dict) -> list[tuple[str, str, str]]:
+    """Every path the (validated) config names, as (config key, path, kind): kind 'file' or 'model'."""
+    paths = []
+    if config["base_model"] == "tiny":
+        paths.append(("tiny.corpus", config["tiny"]["corpus"], "file"))
+    else:
+        paths.append(("base_model", config["base_model"], "model"))
+    global_rules = config.get("clean", {}).get("english_context", {}).get("rules")
+    if global_rules:
+        paths.append(("clean.english_context.rules", global_rules, "file"))
+    for stage in STAGES:
+        for i, src in enumerate(sources(config, stage)):
+            key = f"data.{stage}[{i}]"
+            paths.append((f"{key}.path", src["path"], "file"))
+            if src.get("decisions"):
+                paths.append((f"{key}.decisions", src["decisions"], "file"))
+            own_rules = ((src.get("clean") or {}).get("english_context") or {}).get("rules")
+            if own_rules:
+                paths.append((f"{key}.clean.english_context.rules", own_rules, "file"))
+    ev = config["eval"]
+    paths.append(("eval.knowledge.path", ev["knowledge"]["path"], "file"))
+    paths.append(("eval.safety.mcq.path", ev["safety"]["mcq"]["path"], "file"))
+    if ev["safety"]["mcq"].get("answer_key"):
+        paths.append(("eval.safety.mcq.answer_key", ev["safety"]["mcq"]["answer_key"], "file"))
+    paths += [(f"eval.safety.risky[{i}].path", s["path"], "file") for i, s in enumerate(ev["safety"]["risky"])]
+    for name, judge_cfg in config["judges"].items():
+        if judge_cfg.get("keywords"):
+            paths.append((f"judges.{name}.keywords", judge_cfg["keywords"], "file"))
+        if judge_cfg["backend"] == "hf" and judge_cfg.get("path"):
+            paths.append((f"judges.{name}.path", judge_cfg["path"], "model"))
+    if config["train"].get("deepspeed"):
+        paths.append(("train.deepspeed", config["train"]["deepspeed"], "file"))
+    return paths
+
+
+def check_paths(config: dict, workdir: str | os.PathLike) -> None:
+    """Stop before any job is planned when a configured path does not exist (or a model directory is
+    not one): Snakemake would otherwise keep old results whose outputs exist. The error names every
+    such config key, its path and the working directory relative paths were resolved against."""
+    workdir = Path(workdir)
+    problems = []
+    for key, value, kind in configured_paths(config):
+        path = workdir / value   # an absolute value stays absolute
+        if kind == "model":
+            problem = model_dir_problem(path)
+        else:
+            problem = None if path.is_file() else ("not a file" if path.exists() else "no such file")
+        if problem:
+            problems.append(f"  {key}: {value}: {problem}")
+    if problems:
+        raise FileNotFoundError(f"config paths (relative ones resolved against {workdir}):\n" + "\n".join(problems))

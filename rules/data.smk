@@ -1,21 +1,5 @@
 # Data stage: each source file -> cleaned parquet (+ every rejected row, + stats); sources -> training mix.
 
-wildcard_constraints:
-    stage="knowledge|safety",
-    source=r"[A-Za-z0-9_.-]+",
-
-
-def clean_inputs(wc):
-    src = wf.source(config, wc.stage, wc.source)
-    inputs = {
-        "source": src["path"],
-        "rules": wf.english_rules(wf.clean_config(config, wc.stage, wc.source)),
-        "eval_sets": [s["path"] for s in wf.eval_sets(config)],
-    }
-    if src.get("decisions"):
-        inputs["decisions"] = src["decisions"]
-    return inputs
-
 
 rule clean_source:
     input:
@@ -29,7 +13,6 @@ rule clean_source:
         fmt=lambda wc: wf.source(config, wc.stage, wc.source).get("format"),
         clean=lambda wc: wf.clean_config(config, wc.stage, wc.source),
         eval_sets=wf.eval_sets(config),
-        categories=config["eval"]["categories"],
         refine=config["refine"],
         refine_judge=wf.judge(config, config["refine"]["judge"]) if config["refine"]["enabled"] else None,
         llm_cache=config["llm_cache"],
@@ -46,7 +29,7 @@ rule clean_source:
 
 rule mix:
     input:
-        lambda wc: expand("results/data/{{stage}}/{source}/clean.parquet", source=wf.source_names(config, wc.stage)),
+        mix_inputs,
     output:
         "results/data/{stage}/train.parquet",
     params:
@@ -73,6 +56,8 @@ rule review_sheet:
         seed=config["review"]["seed"],
     log:
         "logs/review_sheet/{stage}/{source}.log",
+    benchmark:
+        "benchmarks/review_sheet/{stage}/{source}.tsv"
     conda:
         "../envs/data.yaml"
     script:

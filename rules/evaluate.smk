@@ -1,31 +1,22 @@
-# Evaluation: generate answers once per model and benchmark, then score them with the configured judge.
-# The score rules are checkpoints: the loops (rules/loop.smk) decide the next round from their output.
-
-BENCHMARK_SETS = {
-    "knowledge": lambda: [config["eval"]["knowledge"]],
-    "mcq": lambda: [config["eval"]["safety"]["mcq"]],
-    "risky": lambda: config["eval"]["safety"]["risky"],
-}
-
-
-wildcard_constraints:
-    benchmark="knowledge|mcq|risky",
+# Evaluation: generate answers once per model and evaluation set, then score them with the configured
+# judge. The score rules are checkpoints: the loops (rules/common.smk, loop_models) decide the next
+# round from their output. Score files hold measurements only; targets are the loop summary's business.
 
 
 rule generate:
     input:
         model=lambda wc: wf.model_path(config, wc.model),
-        sets=lambda wc: [s["path"] for s in BENCHMARK_SETS[wc.benchmark]()],
+        sets=lambda wc: [s["path"] for s in EVALSETS[wc.evalset]()],
     output:
-        "results/generations/{model}/{benchmark}.parquet",
+        "results/generations/{model}/{evalset}.parquet",
     params:
-        sets=lambda wc: BENCHMARK_SETS[wc.benchmark](),
+        sets=lambda wc: EVALSETS[wc.evalset](),
         generation=config["generation"],
         categories=config["eval"]["categories"],
     log:
-        "logs/generate/{model}/{benchmark}.log",
+        "logs/generate/{model}/{evalset}.log",
     benchmark:
-        "benchmarks/generate/{model}/{benchmark}.tsv"
+        "benchmarks/generate/{model}/{evalset}.tsv"
     conda:
         "../envs/eval.yaml"
     script:
@@ -51,17 +42,6 @@ checkpoint score_knowledge:
         "../envs/eval.yaml"
     script:
         "../scripts/score_knowledge.py"
-
-
-def safety_score_inputs(wc):
-    mcq = config["eval"]["safety"]["mcq"]
-    inputs = {
-        "mcq": f"results/generations/{wc.model}/mcq.parquet",
-        "risky": f"results/generations/{wc.model}/risky.parquet",
-    }
-    if mcq.get("answer_key"):
-        inputs["answer_key"] = mcq["answer_key"]
-    return inputs
 
 
 checkpoint score_safety:

@@ -1,10 +1,6 @@
 # Training: full-parameter instruction tuning (transformers Trainer + DeepSpeed ZeRO-1), one round a job.
 
 
-wildcard_constraints:
-    model=r"base|kg_r\d+|safe_r\d+",
-
-
 rule build_tiny:
     input:
         corpus=config["tiny"]["corpus"],
@@ -20,14 +16,6 @@ rule build_tiny:
         "../envs/train.yaml"
     script:
         "../scripts/build_tiny.py"
-
-
-def train_inputs(wc):
-    previous = wf.previous_model(wc.model, lambda: selected_model("knowledge"))
-    return {
-        "model": wf.model_path(config, previous),
-        "data": f"results/data/{wf.stage_of(wc.model)}/train.parquet",
-    }
 
 
 rule train:

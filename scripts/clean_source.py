@@ -12,7 +12,7 @@ from culturalign import io
 from culturalign.clean import clean_frame
 from culturalign.formats import read_source
 from culturalign.review import read_decisions
-from culturalign.workflow import deep_merge
+from culturalign.util import deep_merge
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 log = logging.getLogger("clean_source")
@@ -30,7 +30,7 @@ if snakemake.input.get("decisions"):
 
 questions = []
 if cfg.get("decontaminate", {}).get("enabled", True):
-    from culturalign.benchmarks import load_questions
+    from culturalign.evalsets import load_questions
     for eval_set in params.eval_sets:
         questions += load_questions(eval_set["path"], eval_set.get("format"))
     log.info("%s: decontaminating against %d evaluation questions", name, len(questions))

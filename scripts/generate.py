@@ -1,6 +1,6 @@
-"""Rule generate: a model's answers to one benchmark -> results/generations/{model}/{benchmark}.parquet.
+"""Rule generate: a model's answers to one evaluation set -> results/generations/{model}/{evalset}.parquet.
 
-params.sets: the benchmark's evaluation files [{path, format, limit}] (the risky benchmark may have
+params.sets: the set's evaluation files [{path, format, limit}] (the risky set may have
 several: they are concatenated); params.generation: {max_new_tokens, batch_size, backend};
 params.categories: the config's extra category mappings.
 """
@@ -8,7 +8,7 @@ import logging
 
 import torch
 
-from culturalign.benchmarks import load_sets
+from culturalign.evalsets import load_sets
 from culturalign.generate import generate, with_items
 from culturalign.io import write_parquet
 

@@ -5,7 +5,7 @@ config), llm_cache, usage (token-usage JSON of an LLM judge).
 """
 import logging
 
-from culturalign.benchmarks import benchmark_name
+from culturalign.evalsets import evalset_name
 from culturalign.generate import read_generations
 from culturalign.io import write_json
 from culturalign.judges import judge_name, score_knowledge
@@ -16,7 +16,7 @@ params = snakemake.params
 items, answers = read_generations(snakemake.input.generations)
 scores = score_knowledge(items, answers, params.judge, cache_path=params.llm_cache, usage_path=params.usage)
 report = knowledge_report(items, answers, scores, model=params.model,
-                          benchmark=benchmark_name(params.eval.get("format"), params.eval["path"]),
+                          benchmark=evalset_name(params.eval.get("format"), params.eval["path"]),
                           judge=judge_name(params.judge), threshold=params.eval["threshold_T"],
                           limit=params.eval.get("limit"))
 write_json(report, snakemake.output[0])

@@ -8,7 +8,7 @@ the silver judge (silver); with none of them the mcq block is null with mcq_skip
 """
 import logging
 
-from culturalign.benchmarks import load_answer_key
+from culturalign.evalsets import load_answer_key
 from culturalign.generate import read_generations
 from culturalign.io import write_json
 from culturalign.judges import classify_refusal, judge_name, silver_key

@@ -32,7 +32,10 @@ def test_paper_config_dry_runs(repo_root, tmp_path):
                        ("paper_data/chisafetybench/risky_questions_without_dialog_history.json", risky)):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(json.dumps(body, ensure_ascii=False))
-    (tmp_path / "models/Meta-Llama-3-8B-Instruct").mkdir(parents=True)
+    model = tmp_path / "models/Meta-Llama-3-8B-Instruct"   # what the path check asks of a model directory
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "tokenizer.json").write_text("{}")
     plan = dry_run(tmp_path)
     # the loop starts by evaluating the local base model (both benchmarks, for the comparison tables)
     # next to the data stage; nothing builds the tiny demo model

@@ -3,13 +3,11 @@ outputs and their invariants, and incremental reruns (issue: only affected work 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-from workflow_run import copy_workflow, planned as plan, snakemake
+from workflow_run import copy_workflow, planned as plan, snakemake, snakemake_fails, snapshot
 
 TARGETS = ["results/data/knowledge/train.parquet", "results/data/safety/train.parquet"]
 
@@ -73,10 +71,39 @@ def test_changing_a_threshold_reruns_the_affected_cleaning(workdir):
 
 
 def test_unknown_config_key_fails_before_any_job(workdir):
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-n", "--config", "train={\"nodes\": \"many\"}"], cwd=workdir,
-                          capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "'many' is not of type 'integer'" in proc.stdout + proc.stderr
+    out = snakemake_fails(workdir, "-n", "--config", "train={\"nodes\": \"many\"}")
+    assert "'many' is not of type 'integer'" in out
+
+
+# issue 16: after a finished run a mistyped path must stop the run, not answer "Nothing to be done"
+TYPOS = {
+    "base_model": ("base_model: models/nope", "models/nope: no such directory"),
+    "data.knowledge[0].path": (
+        "data:\n  knowledge:\n    - {name: demo_alpaca, path: demo/data/knowledge_alpacaX.json, format: alpaca}",
+        "demo/data/knowledge_alpacaX.json: no such file"),
+    "data.knowledge[0].decisions": (
+        "data:\n  knowledge:\n    - {name: demo_alpaca, path: demo/data/knowledge_alpaca.json, decisions: dec.csv}",
+        "dec.csv: no such file"),
+    "eval.knowledge.path": ("eval:\n  knowledge: {path: demo/eval/knowledge.json}\n  safety:\n"
+                            "    mcq: {path: demo/eval/mcq.jsonl}\n    risky: [{path: demo/eval/risky.json}]",
+                            "demo/eval/knowledge.json: no such file"),
+    "eval.safety.mcq.answer_key": ("eval:\n  knowledge: {path: demo/eval/knowledge.jsonl}\n  safety:\n"
+                                   "    mcq: {path: demo/eval/mcq.jsonl, answer_key: demo/eval/key.json}\n"
+                                   "    risky: [{path: demo/eval/risky.json}]", "demo/eval/key.json: no such file"),
+    "clean.english_context.rules": ("clean: {english_context: {rules: rules.yml}}", "rules.yml: no such file"),
+    "train.deepspeed": ("train: {deepspeed: zero1.json}", "zero1.json: no such file"),
+}
+
+
+@pytest.mark.parametrize("key", TYPOS)
+def test_a_mistyped_path_stops_the_run_and_changes_nothing(workdir, key):
+    override, problem = TYPOS[key]
+    (workdir / "typo.yaml").write_text(override + "\n")
+    before = snapshot(workdir)
+    out = snakemake_fails(workdir, *TARGETS, "--configfile", "config.yaml", "typo.yaml")
+    assert f"config paths (relative ones resolved against {workdir}):" in out
+    assert f"  {key}: {problem}" in out
+    assert snapshot(workdir) == before
 
 
 def test_review_decisions_round_trip(workdir):
@@ -101,3 +128,8 @@ def test_review_decisions_round_trip(workdir):
     assert planned(workdir, *args) == {}
     sheet.head(3).with_columns(decision=pl.lit("reject")).write_csv(decisions)
     assert planned(workdir, *args) == {"clean_source": 1, "mix": 1}
+
+
+def test_snakemake_lint_is_clean(repo_root, tmp_path):
+    out = snakemake(copy_workflow(repo_root, tmp_path), "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in out, out

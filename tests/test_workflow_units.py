@@ -78,6 +78,46 @@ def test_model_paths_and_previous_rounds(config):
     assert wf.train_resources({"train": {"nodes": 1}}) == {"nodes": 1}
 
 
+@pytest.mark.parametrize("key, edit", [
+    ("data.knowledge[1].path", lambda c: c["data"]["knowledge"][1].update(path="demo/data/nope.jsonl")),
+    ("data.safety[0].decisions", lambda c: c["data"]["safety"][0].update(decisions="decisions.csv")),
+    ("data.knowledge[0].clean.english_context.rules",
+     lambda c: c["data"]["knowledge"][0].update(clean={"english_context": {"rules": "my_rules.yaml"}})),
+    ("clean.english_context.rules", lambda c: c["clean"]["english_context"].update(rules="rules.yml")),
+    ("eval.knowledge.path", lambda c: c["eval"]["knowledge"].update(path="demo/eval/knowledge.json")),
+    ("eval.safety.mcq.answer_key", lambda c: c["eval"]["safety"]["mcq"].update(answer_key="key.json")),
+    ("eval.safety.risky[1].path", lambda c: c["eval"]["safety"]["risky"][1].update(path="demo/eval")),
+    ("judges.kw.keywords", lambda c: c["judges"]["kw"].update(keywords="kw.yaml")),
+    ("train.deepspeed", lambda c: c["train"].update(deepspeed="ds_zero1.json")),
+    ("tiny.corpus", lambda c: c["tiny"].update(corpus="demo/corpus.txt")),
+    ("base_model", lambda c: c.update(base_model="models/nope")),
+])
+def test_check_paths_names_key_path_and_workdir(config, repo_root, key, edit):
+    cfg = check(config, repo_root)
+    wf.check_paths(cfg, repo_root)   # the demo config's paths all exist
+    edit(cfg)
+    with pytest.raises(FileNotFoundError) as err:
+        wf.check_paths(cfg, repo_root)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"config paths (relative ones resolved against {repo_root}):"
+    assert len(lines) == 2 and lines[1].startswith(f"  {key}: ")
+
+
+def test_base_model_must_look_like_a_hugging_face_model(config, repo_root, tmp_path):
+    cfg = check(config, repo_root)
+    model = tmp_path / "llama"
+    model.mkdir()
+    cfg["base_model"] = str(model)   # absolute: resolved as is
+    with pytest.raises(FileNotFoundError, match=r"base_model: .*llama: not a Hugging Face model directory: "
+                                                r"missing config.json, a tokenizer file \(one of tokenizer.json"):
+        wf.check_paths(cfg, repo_root)
+    (model / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="missing a tokenizer file"):
+        wf.check_paths(cfg, repo_root)
+    (model / "tokenizer.model").write_bytes(b"sp")
+    wf.check_paths(cfg, repo_root)
+
+
 def knowledge_score(model, acc):
     return {"model": model, "acc": {"overall": acc}}
 

@@ -26,6 +26,20 @@ def snakemake(work: Path, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
+def snakemake_fails(work: Path, *args: str) -> str:
+    """Run Snakemake expecting it to stop with an error; its output."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=work,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def snapshot(work: Path) -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file of a work directory but Snakemake's own bookkeeping (.snakemake/)."""
+    return {str(p.relative_to(work)): (p.stat().st_mtime_ns, p.stat().st_size) for p in work.rglob("*")
+            if p.is_file() and ".snakemake" not in p.relative_to(work).parts}
+
+
 def planned(work: Path, *args: str) -> dict[str, int]:
     """Jobs a dry run would run, from Snakemake's 'Job stats' table: {rule: count}."""
     out = snakemake(work, "-n", *args)

@@ -2,7 +2,7 @@
 
 Every loader returns items `{id, question, dim, subtask, difficulty, reference, options, gold, history}`:
 `dim` is a knowledge dimension (TU IE TG LR TP) or a safety area (DI VV CV IR SR), mapped from the
-benchmark's Chinese category names through culturalign/data/categories.yaml (extended by the config's
+set's Chinese category names through culturalign/data/categories.yaml (extended by the config's
 `eval.categories`); `options` is `{letter: text}` for multiple-choice questions, else None; `history`
 is a list of earlier `{role, content}` turns sent before the question; `gold` is a correct option given
 inside a user JSONL file (else None).
@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from culturalign.io import InputError
-from culturalign.workflow import package_data
+from culturalign.util import package_data
 
 FORMATS = ("a-eval", "chisafetybench-mcq", "chisafetybench-risky", "jsonl")
 CODES = ("TU", "IE", "TG", "LR", "TP", "DI", "VV", "CV", "IR", "SR")
@@ -239,15 +239,16 @@ def load(path: str | os.PathLike, fmt: str | None = None, categories: dict[str, 
     return items[:limit] if limit else items
 
 
-def benchmark_name(fmt: str | None, path: str | os.PathLike) -> str:
-    """The name a score file gives a benchmark: a-eval, chisafetybench, or the file's stem."""
+def evalset_name(fmt: str | None, path: str | os.PathLike) -> str:
+    """The name of an evaluation set in a score file (its `benchmark` field): a-eval, chisafetybench, or
+    the file's stem."""
     fmt = fmt or detect(path)
     return {"a-eval": "a-eval", "chisafetybench-mcq": "chisafetybench",
             "chisafetybench-risky": "chisafetybench"}.get(fmt, Path(path).stem)
 
 
 def load_sets(sets: list[dict], categories: dict[str, str] | None = None) -> list[dict]:
-    """Several evaluation files ({path, format, limit}) as one benchmark. With more than one file each
+    """Several evaluation files ({path, format, limit}) as one evaluation set. With more than one file each
     id is prefixed with its file's stem ("risky_history:3"), since each file numbers from 1."""
     items, origin = [], {}
     for s in sets:
@@ -256,7 +257,7 @@ def load_sets(sets: list[dict], categories: dict[str, str] | None = None) -> lis
                 it["id"] = f"{Path(s['path']).stem}:{it['id']}"
             if it["id"] in origin:
                 raise InputError(s["path"], f"id '{it['id']}' is also in {origin[it['id']]}; "
-                                            "evaluation files of one benchmark need distinct names", field="id")
+                                            "evaluation files of one set need distinct names", field="id")
             origin[it["id"]] = s["path"]
             items.append(it)
     return items
@@ -277,7 +278,7 @@ def load_answer_key(path: str | os.PathLike, items: list[dict], *, subset: bool 
     """`{id: letter}` from a JSON object file, checked against the items' options.
 
     Ids that are not items and letters outside a question's options raise InputError naming them all.
-    `subset=True` (the items are the first `limit` of the benchmark) skips key ids beyond the items.
+    `subset=True` (the items are the first `limit` of the evaluation set) skips key ids beyond the items.
     Full-width letters and lowercase are accepted (normalised to A-H).
     """
     path = Path(path)
@@ -297,7 +298,7 @@ def load_answer_key(path: str | os.PathLike, items: list[dict], *, subset: bool 
         else:
             key[item_id] = letter
     if unknown and not subset:
-        raise InputError(path, f"{len(unknown)} id(s) not in the benchmark: {', '.join(unknown[:20])}")
+        raise InputError(path, f"{len(unknown)} id(s) not in the evaluation set: {', '.join(unknown[:20])}")
     if bad:
         raise InputError(path, f"{len(bad)} letter(s) outside the question's options: {'; '.join(bad[:20])}")
     missing = [it["id"] for it in items if it["id"] not in key]

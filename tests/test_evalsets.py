@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from culturalign.benchmarks import (benchmark_name, category_table, detect, load, load_answer_key, load_questions,
+from culturalign.evalsets import (evalset_name, category_table, detect, load, load_answer_key, load_questions,
                                     load_sets, parse_options)
 from culturalign.io import InputError
 
@@ -59,7 +59,7 @@ def test_risky_all_462_and_17_subcategories_mapped(shared_data):
     assert len(items) == 462
     assert Counter(it["dim"] for it in items) == {"VV": 266, "DI": 196}
     assert len({it["subtask"] for it in items}) == 17
-    assert benchmark_name(None, shared_data / RISKY) == "chisafetybench"
+    assert evalset_name(None, shared_data / RISKY) == "chisafetybench"
 
 
 def test_load_questions_and_limit(shared_data):
@@ -164,7 +164,7 @@ def test_answer_key_good_and_full_width(tmp_path, mcq_items):
 
 
 def test_answer_key_names_unknown_ids_and_bad_letters(tmp_path, mcq_items):
-    with pytest.raises(InputError, match="1 id.*not in the benchmark: zz"):
+    with pytest.raises(InputError, match="1 id.*not in the evaluation set: zz"):
         load_answer_key(write(tmp_path / "k1.json", {"a": "A", "b": "A", "zz": "A"}), mcq_items)
     with pytest.raises(InputError, match=r"a: 'C' not in \['A', 'B'\]"):
         load_answer_key(write(tmp_path / "k2.json", {"a": "C", "b": "A"}), mcq_items)

@@ -1,0 +1,123 @@
+# Included first by the Snakefile and shared by all rule files. It holds the config validation, the
+# environment jobs run in, and the input functions and helpers of the rule files (no rules).
+import os
+import sys
+
+from snakemake.utils import validate
+
+# 1. The config: schema (fills defaults; an unknown key or a wrong type stops here), then what a schema
+# cannot say: unique source names, each source's merged `clean` block, and every configured path.
+validate(config, "../config.schema.yaml")
+# This checkout's culturalign package, for this file and for every job, also inside the per-rule conda
+# environments of envs/ (`--sdm conda`), which install only third-party packages.
+if workflow.basedir not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
+sys.path.insert(0, workflow.basedir)
+import culturalign.loop as loop_lib
+import culturalign.workflow as wf
+from culturalign.io import read_json
+
+wf.check_unique_sources(config)
+for _stage in wf.STAGES:
+    for _src in config["data"][_stage]:
+        if _src["clean"]:
+            validate(config | {"clean": wf.clean_config(config, _stage, _src["name"])}, "../config.schema.yaml")
+# A mistyped path must stop the run: Snakemake would keep old results whose outputs exist.
+wf.check_paths(config, os.getcwd())
+
+
+wildcard_constraints:
+    stage="knowledge|safety",
+    source=r"[A-Za-z0-9_.-]+",
+    evalset="knowledge|mcq|risky",
+    model=r"base|kg_r\d+|safe_r\d+",
+
+
+# 2. Data stage.
+def clean_inputs(wc):
+    src = wf.source(config, wc.stage, wc.source)
+    inputs = {
+        "source": src["path"],
+        "rules": wf.english_rules(wf.clean_config(config, wc.stage, wc.source)),
+        "eval_sets": [s["path"] for s in wf.eval_sets(config)],
+    }
+    if src.get("decisions"):
+        inputs["decisions"] = src["decisions"]
+    return inputs
+
+
+def mix_inputs(wc):
+    return expand("results/data/{stage}/{source}/clean.parquet", stage=wc.stage,
+                  source=wf.source_names(config, wc.stage))
+
+
+# 3. Evaluation: the files of each evaluation set ({path, format, limit}; risky may have several).
+EVALSETS = {
+    "knowledge": lambda: [config["eval"]["knowledge"]],
+    "mcq": lambda: [config["eval"]["safety"]["mcq"]],
+    "risky": lambda: config["eval"]["safety"]["risky"],
+}
+
+
+def safety_score_inputs(wc):
+    inputs = {
+        "mcq": f"results/generations/{wc.model}/mcq.parquet",
+        "risky": f"results/generations/{wc.model}/risky.parquet",
+    }
+    answer_key = config["eval"]["safety"]["mcq"].get("answer_key")
+    if answer_key:
+        inputs["answer_key"] = answer_key
+    return inputs
+
+
+# 4. The loops (DESIGN.md diagram), built from the score checkpoints: asking for a score that does not
+# exist yet schedules its evaluation; once it exists the loop decides whether the next round is needed.
+# No Python loop runs training: the DAG grows one round at a time.
+def score_of(stage, model):
+    score_rule = checkpoints.score_knowledge if stage == "knowledge" else checkpoints.score_safety
+    return read_json(score_rule.get(model=model).output[0])
+
+
+def loop_models(stage):
+    cfg = config["loop"][stage]
+    start = "base" if stage == "knowledge" else selected_model("knowledge")
+    return loop_lib.walk(start, wf.PREFIX[stage], cfg["max_rounds"], cfg["target"], lambda m: score_of(stage, m))
+
+
+def selected_model(stage):
+    scores = [score_of(stage, m) for m in loop_models(stage)]
+    return loop_lib.summarize(scores, config["loop"][stage]["target"])["selected"]
+
+
+def loop_summary_inputs(wc):
+    return [f"results/scores/{m}/{wc.stage}.json" for m in loop_models(wc.stage)]
+
+
+# 5. Training.
+def train_inputs(wc):
+    previous = wf.previous_model(wc.model, lambda: selected_model("knowledge"))
+    return {
+        "model": wf.model_path(config, previous),
+        "data": f"results/data/{wf.stage_of(wc.model)}/train.parquet",
+    }
+
+
+# 6. Report: base vs the knowledge loop's pick vs the safety loop's pick (the paper's three columns).
+def compared_models():
+    return {"base": "base", "kg": selected_model("knowledge"), "safe": selected_model("safety")}
+
+
+def trained_models():
+    return [m for stage in wf.STAGES for m in loop_models(stage) if m != "base" and wf.MODEL_RE.match(m)]
+
+
+def report_inputs(wc):
+    models = sorted(set(compared_models().values()))
+    return {
+        "loops": expand("results/loop/{stage}.json", stage=wf.STAGES),
+        "scores": expand("results/scores/{model}/{evalset}.json", model=models, evalset=("knowledge", "safety")),
+        "stats": [
+            f"results/data/{stage}/{name}/stats.json" for stage in wf.STAGES for name in wf.source_names(config, stage)
+        ],
+        "models": [wf.model_path(config, m) for m in trained_models()],
+    }
