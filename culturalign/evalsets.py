@@ -17,7 +17,6 @@ Formats (auto-detected when not given):
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
@@ -26,14 +25,12 @@ from typing import Any
 
 import yaml
 
-from culturalign.io import InputError
+from culturalign.io import ROLE_ALIASES, InputError, read_json, role
 from culturalign.util import package_data
 
 FORMATS = ("a-eval", "chisafetybench-mcq", "chisafetybench-risky", "jsonl")
 CODES = ("TU", "IE", "TG", "LR", "TP", "DI", "VV", "CV", "IR", "SR")
 RISKY_BLOCK = "应拒答"  # "should refuse": the risky file's only top-level category, not an area
-ROLE_ALIASES = {"user": "user", "human": "user", "assistant": "assistant", "bot": "assistant", "gpt": "assistant",
-                "system": "system"}
 
 # An option marker: a capital letter at a line start or after whitespace, then a delimiter ("A.", "A .",
 # "A、", "A:", "A)"). The lenient form (line start, no delimiter, e.g. "C青少年...") fills gaps only.
@@ -84,27 +81,10 @@ def parse_options(question: str) -> dict[str, str] | None:
 
 # ---------------------------------------------------------------- raw records per format
 
-def _read(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise InputError(path, f"not JSON: {err.msg}", line=n) from None
-        return rows
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"not JSON: {err.msg}", line=err.lineno) from None
-
-
 def detect(path: str | os.PathLike, data: Any = None) -> str:
     """The format of an evaluation file, from its shape (see the module docstring)."""
     path = Path(path)
-    data = _read(path) if data is None else data
+    data = read_json(path) if data is None else data
     if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
         raise InputError(path, f"expected a non-empty list of records; cannot detect the format "
                                f"(set format: one of {', '.join(FORMATS)})")
@@ -139,11 +119,11 @@ def _history(path: Path, raw: Any, index: int) -> list[dict]:
         raise InputError(path, "history must be a list of {role, content}", record=index, field="history")
     turns = []
     for turn in raw:
-        role = ROLE_ALIASES.get(str(turn.get("role", "")).lower()) if isinstance(turn, dict) else None
-        if role is None or not isinstance(turn.get("content"), str):
+        speaker = role(turn.get("role", "")) if isinstance(turn, dict) else None
+        if speaker is None or not isinstance(turn.get("content"), str):
             raise InputError(path, f"bad history turn {turn!r} (roles: {', '.join(ROLE_ALIASES)})",
                              record=index, field="history")
-        turns.append({"role": role, "content": turn["content"]})
+        turns.append({"role": speaker, "content": turn["content"]})
     return turns
 
 
@@ -195,9 +175,7 @@ def _raw(path: Path, fmt: str, data: list) -> list[dict]:
 
 def _records(path: str | os.PathLike, fmt: str | None) -> tuple[Path, str, list[dict]]:
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "evaluation file not found")
-    data = _read(path)
+    data = read_json(path, context="evaluation file")
     fmt = fmt or detect(path, data)
     if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
         raise InputError(path, f"expected a non-empty list of JSON objects for format '{fmt}'")
@@ -282,9 +260,7 @@ def load_answer_key(path: str | os.PathLike, items: list[dict], *, subset: bool 
     Full-width letters and lowercase are accepted (normalised to A-H).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "answer key file not found")
-    raw = _read(path)
+    raw = read_json(path, context="answer key")
     if not isinstance(raw, dict):
         raise InputError(path, 'expected a JSON object {"<id>": "<letter>", ...}')
     by_id = {it["id"]: it for it in items}

@@ -41,13 +41,10 @@ import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
-from culturalign.io import REJECTED_SCHEMA, SCHEMA, InputError, row_id
+from culturalign.io import REJECTED_SCHEMA, SCHEMA, InputError, parse_json, read_text, role, row_id
 
 RAW_CHARS = 1000        # how much of a rejected record's raw text is kept in its meta, for the reviewer
 PROGRESS_MIN = 200_000  # records: below this a read takes about a second, not worth a progress bar
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-ROLE_ALIASES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
-                "chatgpt": "assistant", "bot": "assistant", "model": "assistant"}
 HALLUQA_ANSWER_KEYS = ("Best Answer1", "Best_Answer1", "Best Answer")
 
 # A RefGPT turn marker: Human/Assistant in any case, then an optional role note in half- or full-width
@@ -102,10 +99,10 @@ def _turn_list(rec: dict, field: str, role_key: str, text_key: str) -> list[dict
         raise _Reject(f"wrong_type:{field}")
     messages = []
     for turn in turns:
-        role = ROLE_ALIASES.get(str(turn.get(role_key, "")).strip().lower())
-        if role is None:
+        speaker = role(turn.get(role_key, ""))
+        if speaker is None:
             raise _Reject(f"unknown_role:{field}")
-        messages.append({"role": role, "content": turn[text_key]})
+        messages.append({"role": speaker, "content": turn[text_key]})
     return messages
 
 
@@ -188,33 +185,6 @@ def _error(path: str | os.PathLike, name: str | None, problem: str, **where: Any
     return InputError(path, problem if name is None else f"source '{name}': {problem}", **where)
 
 
-def _decode(path: Path, name: str | None) -> str:
-    """The file's text, decoded strictly: a non-UTF-8 byte stops the run, naming its line and offset."""
-    if not path.is_file():
-        raise _error(path, name, "no such file (check the source's `path` in the config)")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise _error(path, name, f"not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start} "
-                                 f"(convert the file to UTF-8)", line=line) from None
-    return text.removeprefix("\ufeff")  # a BOM is valid UTF-8 but not valid JSON
-
-
-def _jsonl_entries(text: str) -> list[_Entry]:
-    entries = []
-    # split("\n"), not splitlines(): U+2028 and friends may stand unescaped inside JSON strings.
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(_Entry(len(entries), json.loads(line), number, None, None))
-        except json.JSONDecodeError as err:
-            entries.append(_Entry(len(entries), line, number, None, f"{err.msg} (column {err.colno})"))
-    return entries
-
-
 def _is_record(obj: dict) -> bool:
     return any(keys <= obj.keys() for _, keys in MARKERS)
 
@@ -236,18 +206,17 @@ def _document_entries(path: Path, name: str | None, doc: Any) -> list[_Entry]:
 
 
 def _entries(path: Path, name: str | None) -> list[_Entry]:
-    text = _decode(path, name)
+    context = None if name is None else f"source '{name}'"
+    if not path.is_file():
+        raise _error(path, name, "no such file (check the source's `path` in the config)")
+    text = read_text(path, context=context)
     if not text.strip():
         raise _error(path, name, "file is empty / has no records")
-    try:
-        entries = _document_entries(path, name, json.loads(text))
-    except json.JSONDecodeError as err:
-        # JSON lines: the first object parses and "Extra data" follows (a broken list after its "]" is not
-        # JSONL); a .jsonl suffix says so even when line 1 itself is broken.
-        jsonl = err.msg == "Extra data" and text.lstrip().startswith("{")
-        if not jsonl and path.suffix.lower() not in JSONL_SUFFIXES:
-            raise _error(path, name, f"not valid JSON: {err.msg} (column {err.colno})", line=err.lineno) from None
-        entries = _jsonl_entries(text)
+    parsed = parse_json(path, text, context=context)
+    if parsed.lines is None:
+        entries = _document_entries(path, name, parsed.document)
+    else:
+        entries = [_Entry(i, line.value, line.line, None, line.error) for i, line in enumerate(parsed.lines)]
     if not entries:
         raise _error(path, name, "file is empty / has no records")
     return entries

@@ -141,7 +141,7 @@ def training_blocks(model_dirs: list[str], out_dir: Path) -> list[Block]:
     for d in model_dirs:
         log = Path(d) / "trainer_log.jsonl"
         if log.exists():
-            entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            entries = read_json(log)
             curves[Path(d).name] = [e["loss"] for e in entries if e.get("loss") is not None]
     if not curves:
         return [Block("h2", "Training"), Block("p", "No model was trained: the base model met the targets.")]

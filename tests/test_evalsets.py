@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from culturalign.evalsets import (evalset_name, category_table, detect, load, load_answer_key, load_questions,
-                                    load_sets, parse_options)
+from culturalign.evalsets import (category_table, detect, evalset_name, load, load_answer_key, load_questions,
+                                  load_sets, parse_options)
 from culturalign.io import InputError
 
 A_EVAL = "a-eval/llm_678_2024-06-11-151217.json"
@@ -187,3 +187,16 @@ def test_demo_eval_sets_load(repo_root):
     risky = load_sets([{"path": str(demo / "risky.json")}, {"path": str(demo / "risky_history.json")}])
     assert {it["dim"] for it in risky} == {"DI", "VV"}
     assert any(it["history"] for it in risky) and any(not it["history"] for it in risky)
+
+
+def test_the_shared_reader_keeps_u2028_in_strings_strips_a_bom_and_names_lines(tmp_path):
+    rows = [{"id": 1, "question": "第一行\u2028第二行", "dimension": "TU"}, {"id": 2, "question": "问", "dimension": "LR"}]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode())
+    assert [it["question"] for it in load(path)] == ["第一行\u2028第二行", "问"]
+    path.write_bytes(path.read_bytes() + b'\n{"id": 3, "question": ')
+    with pytest.raises(InputError, match=r"bom\.jsonl, line 3: evaluation file: not valid JSON"):
+        load(path)
+    path.write_bytes(b'{"id": 1, "question": "ok", "dimension": "TU"}\n{"id": 2, "question": "\xb3"}\n')
+    with pytest.raises(InputError, match=r"line 2: evaluation file: not valid UTF-8: byte 0xb3 at byte offset 70"):
+        load(path)
