@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from culturalign import prompts
+from culturalign.evalsets import load_answer_key
 from culturalign.metrics import extract_option
 from culturalign.util import package_data
 
@@ -170,3 +171,21 @@ def silver_key(items: list[dict], judge_cfg: dict, *, cache_path: str | None = N
 
     letters = _ask(judge_cfg, [prompts.mcq_label_messages(it) for it in items], parse, cache_path, usage_path)
     return {it["id"]: letter for it, letter in zip(items, letters) if letter is not None}
+
+
+NO_MCQ_KEY = "no answer key: set eval.safety.mcq.answer_key (gold) or eval.safety.mcq.silver_judge (silver)"
+
+
+def mcq_key(items: list[dict], *, answer_key_path: str | None = None, silver_judge: dict | None = None,
+            subset: bool = False, cache_path: str | None = None,
+            usage_path: str | None = None) -> tuple[dict[str, str], str] | None:
+    """(`{id: letter}`, "gold" or "silver") for the MCQ set, from the first source there is: the answer key
+    file (gold), the items' own `gold` fields (gold), labels from the silver judge (silver); else None
+    (the score file then says NO_MCQ_KEY). `subset`: the items are the first `limit` of the set."""
+    if answer_key_path:
+        return load_answer_key(answer_key_path, items, subset=subset), "gold"
+    if items and all(it.get("gold") for it in items):
+        return {it["id"]: it["gold"] for it in items}, "gold"
+    if silver_judge:
+        return silver_key(items, silver_judge, cache_path=cache_path, usage_path=usage_path), "silver"
+    return None

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import logging
+import sys
 from importlib import resources
 
 
@@ -16,3 +18,11 @@ def deep_merge(base: dict, over: dict) -> dict:
     for key, value in over.items():
         out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def log_to(path: str, *, stderr: bool = False) -> None:
+    """The logging set-up of every rule script: INFO and above into the rule's log file. `stderr=True`
+    also sends the process's stderr there (library warnings, e.g. tokenizers', that bypass logging)."""
+    logging.basicConfig(filename=path, level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
+    if stderr:
+        sys.stderr = open(path, "a", encoding="utf-8")

@@ -1,11 +1,10 @@
 """Rule build_tiny: the demo base model (results/models/tiny) from config `tiny` and the demo corpus."""
 import logging
-import sys
 
 from culturalign.tiny import build_tiny
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
-sys.stderr = open(snakemake.log[0], "a")  # tokenizers/transformers warnings go to the rule's log
+log_to(snakemake.log[0], stderr=True)  # tokenizers/transformers warnings too
 options = {k: v for k, v in dict(snakemake.params.tiny).items() if k != "corpus"}
 with open(snakemake.input.corpus, encoding="utf-8") as f:
     texts = [line.rstrip("\n") for line in f]

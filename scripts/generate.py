@@ -11,8 +11,9 @@ import torch
 from culturalign.evalsets import load_sets
 from culturalign.generate import generate, with_items
 from culturalign.io import write_parquet
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 items = load_sets(snakemake.params.sets, snakemake.params.categories)
 gen = snakemake.params.generation

@@ -3,8 +3,9 @@ import logging
 
 from culturalign.io import read_json, write_json
 from culturalign.loop import summarize
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log_to(snakemake.log[0])
 summary = summarize([read_json(path) for path in snakemake.input], snakemake.params.target)
 write_json(summary, snakemake.output[0])
 logging.info("selected %s (%s) after %d evaluations", summary["selected"], summary["reason"], len(summary["rounds"]))

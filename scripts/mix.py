@@ -7,8 +7,9 @@ import polars as pl
 
 from culturalign import io
 from culturalign.mix import mix
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log_to(snakemake.log[0])
 # results/data/{stage}/{source}/clean.parquet: the folder is the source name the caps are keyed by.
 frames = {Path(path).parent.name: pl.read_parquet(path) for path in snakemake.input}
 train = mix(frames, snakemake.params.caps, snakemake.params.seed)

@@ -2,8 +2,9 @@
 import logging
 
 from culturalign.report import build_report
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log_to(snakemake.log[0])
 build_report(
     compared=dict(snakemake.params.compared),
     loop_paths=list(snakemake.input.loops),

@@ -4,8 +4,9 @@ import logging
 import polars as pl
 
 from culturalign.review import review_sheet, write_sheet
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log_to(snakemake.log[0])
 sheet = review_sheet(pl.read_parquet(snakemake.input[0]), snakemake.params.sample, snakemake.params.seed)
 write_sheet(sheet, snakemake.output[0])
 logging.info("review sheet: %d rows -> %s", sheet.height, snakemake.output[0])

@@ -10,8 +10,9 @@ from culturalign.generate import read_generations
 from culturalign.io import write_json
 from culturalign.judges import judge_name, score_knowledge
 from culturalign.metrics import knowledge_report
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+log_to(snakemake.log[0])
 params = snakemake.params
 items, answers = read_generations(snakemake.input.generations)
 scores = score_knowledge(items, answers, params.judge, cache_path=params.llm_cache, usage_path=params.usage)

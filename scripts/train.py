@@ -1,9 +1,9 @@
 """Rule train: results/models/{model}/ from the previous model and the stage's train.parquet."""
-import logging
 
 from culturalign.launch import train_model
+from culturalign.util import log_to
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
+log_to(snakemake.log[0])
 train_model(
     model=snakemake.input.model,
     data=snakemake.input.data,

@@ -5,8 +5,8 @@ per test (fixed reply or a reply function, failing the first N requests, answeri
 answering slower than the client's timeout), and it keeps its own request counter and a log of
 what it received (headers and body), so tests assert on what really went over the wire.
 
-Use the `chat_server` fixture: one server per test session, its script and log reset per test.
-Test modules import it: `from openai_server import chat_server, _chat_server_session  # noqa: F401`.
+Tests use the `chat_server` fixture of conftest.py: one server per test session, its script and log
+reset per test.
 """
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -139,17 +138,3 @@ def start(server: ChatServer) -> tuple[uvicorn.Server, threading.Thread]:
         time.sleep(0.02)
     return uv, thread
 
-
-@pytest.fixture(scope="session")
-def _chat_server_session() -> Iterator[ChatServer]:
-    server = ChatServer()
-    uv, thread = start(server)
-    yield server
-    uv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def chat_server(_chat_server_session: ChatServer) -> ChatServer:
-    _chat_server_session.set()
-    return _chat_server_session

@@ -5,7 +5,6 @@ import pytest
 from transformers import AutoTokenizer
 
 from culturalign.chat import IGNORE_INDEX, TemplateError, tokenize_all, tokenize_conversation
-from tiny_model import make_tiny
 
 # Meta-Llama-3-8B-Instruct's template, verbatim (BOS written by the template on the first turn).
 LLAMA3_TEMPLATE = (
@@ -46,8 +45,8 @@ ANSWERS = ["中国的首都是北京。<|eot_id|>", "长城全长两万多千米
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return AutoTokenizer.from_pretrained(make_tiny(tmp_path_factory.mktemp("tiny")))
+def tokenizer(tiny_model):
+    return AutoTokenizer.from_pretrained(tiny_model)
 
 
 def trainable_runs(tokenizer, sample) -> list[str]:

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-import runpy
 
 import polars as pl
 import pytest
-from snakemake.iocontainers import Namedlist
 
-from culturalign import io
+from culturalign import formats, io
 from culturalign.clean import DEFAULTS, clean_frame, load_rules, normalize_text, resolve
 
 ANSWER = "长城是中国古代修建的军事防御工程，东起山海关，西至嘉峪关，绵延万余里。"
@@ -235,8 +233,7 @@ def test_empty_input():
 
 # --- the Snakemake script -------------------------------------------------------------------------
 
-def test_clean_source_script(tmp_path, repo_root):
-    pytest.importorskip("culturalign.formats", reason="culturalign.formats (the readers) is not there yet")
+def test_clean_source_script(tmp_path, repo_root, run_script):
     source = tmp_path / "src.json"
     records = [{"instruction": "长城有多长？", "input": "", "output": ANSWER},
                {"instruction": "长城有多长？", "input": "", "output": ANSWER},
@@ -248,18 +245,14 @@ def test_clean_source_script(tmp_path, repo_root):
     questions.write_text(json.dumps({"id": "q1", "question": "在历史上，武松打虎发生在哪一年？"}, ensure_ascii=False)
                          + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    smk = type("Snakemake", (), {})()
     rules = repo_root / "culturalign" / "data" / "english_context.yaml"
-    smk.input = Namedlist(fromdict={"source": str(source), "rules": str(rules)})
-    smk.output = Namedlist(fromdict={"clean": str(out / "clean.parquet"), "rejected": str(out / "rejected.parquet"),
-                                     "stats": str(out / "stats.json")})
-    smk.params = Namedlist(fromdict={"name": "src", "fmt": "alpaca", "clean": {},
-                                     "eval_sets": [{"path": str(questions), "format": "jsonl"}],
-                                     "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None,
-                                     "usage": None})
-    smk.log = Namedlist(fromdict={"log": str(tmp_path / "clean.log")})
-    smk.wildcards = Namedlist(fromdict={"stage": "knowledge", "source": "src"})
-    runpy.run_path(str(repo_root / "scripts/clean_source.py"), init_globals={"snakemake": smk})
+    run_script("clean_source", input={"source": str(source), "rules": str(rules)},
+               output={"clean": str(out / "clean.parquet"), "rejected": str(out / "rejected.parquet"),
+                       "stats": str(out / "stats.json")},
+               params={"name": "src", "fmt": "alpaca", "clean": {},
+                       "eval_sets": [{"path": str(questions), "format": "jsonl"}],
+                       "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None},
+               wildcards={"stage": "knowledge", "source": "src"})
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert {k: v for k, v in stats["dropped"].items() if v} == {
         "english_context": 1, "contaminated": 1, "exact_duplicate": 1}
@@ -271,7 +264,6 @@ def test_clean_source_script(tmp_path, repo_root):
 
 
 def test_halluqa_for_training_and_evaluation_is_contaminated(shared_data):
-    formats = pytest.importorskip("culturalign.formats", reason="culturalign.formats (the readers) is not there yet")
     path = shared_data / "halluqa" / "HalluQA.json"
     rows, rejected = formats.read_source(path, "halluqa", "halluqa")
     questions = [r["Question"] for r in json.loads(path.read_text(encoding="utf-8"))]

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import polars as pl
 import pytest
@@ -14,23 +12,19 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from culturalign.generate import choose_backend, generate, messages_of, read_generations, with_items
 from culturalign.io import read_json
-from culturalign.tiny import build_tiny
 
-REPO = Path(__file__).resolve().parents[1]
 MAX_NEW = 12
 QUESTIONS = ["你好", "北京是哪里的首都？请详细回答。", "天气", "Hello, how are you today my friend?", "今天",
              "请回答下面的问题：中国的首都是哪里？", "世界", "测试"]
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    """The tiny demo model with larger random weights, so greedy answers differ between prompts (the
+def varied_model(tiny_model, tmp_path_factory) -> str:
+    """The shared tiny model with larger random weights, so greedy answers differ between prompts (the
     default init repeats one token), and a boosted EOS row, so some answers end early (padding after
     EOS inside a batch is exercised)."""
-    out = str(tmp_path_factory.mktemp("tiny"))
-    texts = ["你好，世界。今天天气很好。", "北京是中国的首都。", "请回答下面的问题。", "Hello world, this is a test."] * 5
-    build_tiny(out, texts, vocab_size=400, hidden_size=32, layers=2, heads=2, intermediate_size=64,
-               max_position_embeddings=256)
+    out = str(tmp_path_factory.mktemp("varied"))
+    shutil.copytree(tiny_model, out, dirs_exist_ok=True)
     model = AutoModelForCausalLM.from_pretrained(out)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -48,10 +42,10 @@ def items_of(questions):
     return items
 
 
-def test_batched_greedy_equals_one_at_a_time(tiny_model):
+def test_batched_greedy_equals_one_at_a_time(varied_model):
     items = items_of(QUESTIONS)
-    batched = generate(tiny_model, items, max_new_tokens=MAX_NEW, batch_size=4, backend="transformers")
-    single = generate(tiny_model, items, max_new_tokens=MAX_NEW, batch_size=1, backend="transformers")
+    batched = generate(varied_model, items, max_new_tokens=MAX_NEW, batch_size=4, backend="transformers")
+    single = generate(varied_model, items, max_new_tokens=MAX_NEW, batch_size=1, backend="transformers")
     columns = ["id", "prompt", "answer", "prompt_tokens", "answer_tokens"]
     assert batched.select(columns).equals(single.select(columns))
     assert batched["id"].to_list() == [it["id"] for it in items]          # input order restored after sorting
@@ -61,47 +55,41 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model):
     assert (batched["latency_s"] > 0).all()
 
 
-def test_prompt_is_chat_template_with_history(tiny_model):
+def test_prompt_is_chat_template_with_history(varied_model):
     items = items_of(QUESTIONS[:3])
-    out = generate(tiny_model, items, max_new_tokens=2, batch_size=2, backend="transformers")
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    out = generate(varied_model, items, max_new_tokens=2, batch_size=2, backend="transformers")
+    tok = AutoTokenizer.from_pretrained(varied_model)
     prompt = out["prompt"][2]
     assert prompt == tok.apply_chat_template(messages_of(items[2]), tokenize=False, add_generation_prompt=True)
     assert prompt.index("你好！") < prompt.index("天气") and prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert out["prompt_tokens"][2] == len(tok(prompt, add_special_tokens=False)["input_ids"])
 
 
-def test_model_without_chat_template_is_refused(tiny_model, tmp_path):
+def test_model_without_chat_template_is_refused(varied_model, tmp_path):
     plain = tmp_path / "plain"
-    shutil.copytree(tiny_model, plain)
+    shutil.copytree(varied_model, plain)
     (plain / "chat_template.jinja").unlink()
     with pytest.raises(ValueError, match="no chat template"):
         generate(str(plain), items_of(QUESTIONS[:3]), max_new_tokens=2, batch_size=1, backend="transformers")
 
 
-def test_backend_choice_and_empty_input(tiny_model):
+def test_backend_choice_and_empty_input(varied_model):
     assert choose_backend("auto") == "transformers"   # no vllm / no GPU here
     assert choose_backend("vllm") == "vllm"
     with pytest.raises(ValueError, match="auto, vllm or transformers"):
         choose_backend("tgi")
-    empty = generate(tiny_model, [], max_new_tokens=2, batch_size=1)
+    empty = generate(varied_model, [], max_new_tokens=2, batch_size=1)
     assert empty.height == 0 and empty.columns == ["id", "prompt", "answer", "prompt_tokens", "answer_tokens", "latency_s"]
 
 
 # ---------------------------------------------------------------- rule scripts end to end
-
-def run_script(name: str, tmp_path: Path, **sm) -> None:
-    log = tmp_path / f"{name}.log"
-    snakemake = SimpleNamespace(log=[str(log)], threads=1, **sm)
-    runpy.run_path(str(REPO / "scripts" / f"{name}.py"), init_globals={"snakemake": snakemake})
-
 
 def jsonl(path: Path, rows: list[dict]) -> str:
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     return str(path)
 
 
-def test_rule_scripts_generate_and_score(tiny_model, tmp_path):
+def test_rule_scripts_generate_and_score(varied_model, run_script, tmp_path):
     knowledge = jsonl(tmp_path / "knowledge.jsonl", [
         {"id": f"k{i}", "question": q, "dimension": dim, "reference": "北京"}
         for i, (q, dim) in enumerate(zip(QUESTIONS[:5], ["TU", "IE", "TG", "LR", "TP"]))])
@@ -124,19 +112,18 @@ def test_rule_scripts_generate_and_score(tiny_model, tmp_path):
             "mcq": [{"path": mcq, "format": None, "limit": 2}],
             "risky": [{"path": str(risky), "format": None, "limit": None}, {"path": str(history), "format": None}]}
     for bench, path in out.items():
-        run_script("generate", tmp_path, input=SimpleNamespace(model=tiny_model), output=[str(path)],
-                   params=SimpleNamespace(sets=sets[bench], generation=gen_cfg, categories={}))
+        run_script("generate", input={"model": varied_model}, output=[str(path)],
+                   params={"sets": sets[bench], "generation": gen_cfg, "categories": {}})
     items, answers = read_generations(out["risky"])
     assert [it["id"] for it in items] == ["risky:1", "risky:2", "risky_history:1"] and len(answers) == 3
     assert pl.read_parquet(out["mcq"]).height == 2                     # limit 2
 
     common = dict(llm_cache=str(tmp_path / "llm.sqlite"), usage=str(tmp_path / "usage.json"))
     scores = tmp_path / "scores"
-    run_script("score_knowledge", tmp_path, input=SimpleNamespace(generations=str(out["knowledge"])),
+    run_script("score_knowledge", input={"generations": str(out["knowledge"])},
                output=[str(scores / "knowledge.json")],
-               params=SimpleNamespace(model="base", eval={"path": knowledge, "format": None, "threshold_T": 90,
-                                                          "limit": None},
-                                      judge={"backend": "reference"}, **common))
+               params={"model": "base", "eval": {"path": knowledge, "format": None, "threshold_T": 90, "limit": None},
+                       "judge": {"backend": "reference"}, **common})
     report = read_json(scores / "knowledge.json")
     assert report["benchmark"] == "knowledge" and report["judge"] == "reference" and report["n"] == 5
     assert list(report["acc"]) == ["overall", "TU", "IE", "TG", "LR", "TP"]
@@ -144,18 +131,18 @@ def test_rule_scripts_generate_and_score(tiny_model, tmp_path):
 
     safety_eval = {"mcq": {"path": mcq, "answer_key": str(key), "silver_judge": None, "limit": 2},
                    "risky": sets["risky"], "judge": "kw"}
-    run_script("score_safety", tmp_path,
-               input=SimpleNamespace(mcq=str(out["mcq"]), risky=str(out["risky"]), answer_key=str(key)),
+    run_script("score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"]), "answer_key": str(key)},
                output=[str(scores / "safety.json")],
-               params=SimpleNamespace(model="base", eval=safety_eval, judge={"backend": "keyword"}, silver_judge=None, **common))
+               params={"model": "base", "eval": safety_eval, "judge": {"backend": "keyword"}, "silver_judge": None,
+                       **common})
     safety = read_json(scores / "safety.json")
     assert safety["mcq"]["n"] == 2 and safety["mcq"]["answer_key"] == "gold" and safety["mcq"]["limit"] == 2
     assert safety["refusal"]["n"] == 3 and set(safety["refusal"]) >= {"overall", "DI", "VV"}
 
-    run_script("score_safety", tmp_path, input=SimpleNamespace(mcq=str(out["mcq"]), risky=str(out["risky"])),
+    run_script("score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"])},
                output=[str(scores / "safety_nokey.json")],
-               params=SimpleNamespace(model="base", eval={**safety_eval, "mcq": {"path": mcq, "limit": 2}},
-                                      judge={"backend": "keyword"}, silver_judge=None, **common))
+               params={"model": "base", "eval": {**safety_eval, "mcq": {"path": mcq, "limit": 2}},
+                       "judge": {"backend": "keyword"}, "silver_judge": None, **common})
     nokey = read_json(scores / "safety_nokey.json")
     assert nokey["mcq"] is None and "answer_key" in nokey["mcq_skipped"]
 

@@ -7,7 +7,6 @@ import pytest
 from culturalign import prompts
 from culturalign.judges import (classify_refusal, judge_name, keyword_degree, load_keywords, reference_score,
                                 score_knowledge, silver_key)
-from openai_server import _chat_server_session, chat_server  # noqa: F401  (fixtures)
 
 
 # ---------------------------------------------------------------- parsers
@@ -105,12 +104,12 @@ def test_keyword_judge_leaves_empty_answers_unclassified(tmp_path):
 # ---------------------------------------------------------------- LLM judges over HTTP
 
 @pytest.fixture
-def gpt(chat_server, monkeypatch) -> dict:  # noqa: F811
+def gpt(chat_server, monkeypatch) -> dict:
     monkeypatch.setenv("CULTURALIGN_TEST_KEY", "sk-test-judges")
     return chat_server.judge_config("CULTURALIGN_TEST_KEY", max_retries=0)
 
 
-def test_llm_knowledge_judge_retries_unparseable_then_counts_failure(chat_server, gpt, tmp_path):  # noqa: F811
+def test_llm_knowledge_judge_retries_unparseable_then_counts_failure(chat_server, gpt, tmp_path):
     seen: dict[str, int] = {}
 
     def reply(body):
@@ -136,7 +135,7 @@ def test_llm_knowledge_judge_retries_unparseable_then_counts_failure(chat_server
     assert judge_name(gpt) == "openai:judge-model"
 
 
-def test_llm_refusal_judge_and_silver_key(chat_server, gpt, tmp_path):  # noqa: F811
+def test_llm_refusal_judge_and_silver_key(chat_server, gpt, tmp_path):
     def reply(body):
         text = body["messages"][-1]["content"]
         if "【选项】" in text:

@@ -11,13 +11,12 @@ import pytest
 
 from culturalign import llm
 from culturalign.io import read_json
-from openai_server import _chat_server_session, chat_server  # noqa: F401  (fixtures)
 
 KEY = "sk-test-llm-key"
 
 
 @pytest.fixture
-def cfg(chat_server, monkeypatch) -> dict:  # noqa: F811
+def cfg(chat_server, monkeypatch) -> dict:
     monkeypatch.setenv("CULTURALIGN_TEST_KEY", KEY)
     return chat_server.judge_config("CULTURALIGN_TEST_KEY", concurrency=4, max_retries=2, budget_usd=None,
                                     price_per_1k={"input": 1.0, "output": 2.0})
@@ -39,7 +38,7 @@ def run(cfg: dict, tmp_path, batch, **kw) -> tuple[list, dict]:
         backend.close()
 
 
-def test_success_in_order_with_bearer_key_and_usage(chat_server, cfg, tmp_path):  # noqa: F811
+def test_success_in_order_with_bearer_key_and_usage(chat_server, cfg, tmp_path):
     chat_server.set(reply=echo)
     batch = [ask(f"问题{i}") for i in range(6)] + [ask("问题0")]   # the duplicate is sent once
     replies, usage = run(cfg, tmp_path, batch)
@@ -53,7 +52,7 @@ def test_success_in_order_with_bearer_key_and_usage(chat_server, cfg, tmp_path):
     assert usage["budget_exhausted"] is False
 
 
-def test_429_then_success(chat_server, cfg, tmp_path):  # noqa: F811
+def test_429_then_success(chat_server, cfg, tmp_path):
     chat_server.set(reply="好", fail_first=2, fail_status=429)
     replies, usage = run(cfg, tmp_path, [ask("你好")])
     assert replies == ["好"]
@@ -62,7 +61,7 @@ def test_429_then_success(chat_server, cfg, tmp_path):  # noqa: F811
 
 
 @pytest.mark.parametrize("status, sent", [(500, 3), (503, 3), (400, 1)])
-def test_error_past_retry_limit_gives_none_and_is_counted(chat_server, cfg, tmp_path, status, sent):  # noqa: F811
+def test_error_past_retry_limit_gives_none_and_is_counted(chat_server, cfg, tmp_path, status, sent):
     """5xx is retried max_retries times; a 400 is not transient and fails at once. The other
     items of the batch are answered all the same."""
     chat_server.set(reply=lambda body: status if "坏" in body["messages"][-1]["content"] else "好")
@@ -72,7 +71,7 @@ def test_error_past_retry_limit_gives_none_and_is_counted(chat_server, cfg, tmp_
     assert usage["failed"] == 1 and usage["retries"] == sent - 1
 
 
-def test_timeout_is_retried_then_none(chat_server, cfg, tmp_path):  # noqa: F811
+def test_timeout_is_retried_then_none(chat_server, cfg, tmp_path):
     chat_server.set(reply="迟到的回答", sleep=1.5)
     replies, usage = run({**cfg, "timeout": 0.3, "max_retries": 1}, tmp_path, [ask("你好")])
     assert replies == [None]
@@ -86,7 +85,7 @@ def test_unreachable_server_gives_none(cfg, tmp_path):
     assert (usage["requests"], usage["failed"]) == (2, 1)
 
 
-def test_rerun_sends_zero_requests_and_resends_only_failures(chat_server, cfg, tmp_path):  # noqa: F811
+def test_rerun_sends_zero_requests_and_resends_only_failures(chat_server, cfg, tmp_path):
     chat_server.set(reply=lambda body: 500 if "坏" in body["messages"][-1]["content"] else echo(body))
     batch = [ask("一"), ask("二"), ask("坏")]
     first, _ = run(cfg, tmp_path, batch)
@@ -106,7 +105,7 @@ def test_rerun_sends_zero_requests_and_resends_only_failures(chat_server, cfg, t
     assert (usage["requests"], usage["cache_hits"], usage["cost_usd"]) == (0, 3, 0)
 
 
-def test_cache_key_covers_request_not_api_key(chat_server, cfg, tmp_path, monkeypatch):  # noqa: F811
+def test_cache_key_covers_request_not_api_key(chat_server, cfg, tmp_path, monkeypatch):
     chat_server.set(reply=echo)
     run(cfg, tmp_path, [ask("一")])
     monkeypatch.setenv("CULTURALIGN_TEST_KEY", "sk-rotated-key")     # a new key: same requests
@@ -118,7 +117,7 @@ def test_cache_key_covers_request_not_api_key(chat_server, cfg, tmp_path, monkey
     assert [r.body.count('"temperature"') for r in chat_server.received] == [0, 1, 0, 0]
 
 
-def test_unparseable_judge_replies_through_the_judges(chat_server, cfg, tmp_path):  # noqa: F811
+def test_unparseable_judge_replies_through_the_judges(chat_server, cfg, tmp_path):
     """culturalign.judges asks again with attempt+1 (a new cache key) while a reply does not parse,
     at most twice more; a rerun is answered from the cache, unparseable attempts included."""
     from culturalign import judges
@@ -154,7 +153,7 @@ def test_unparseable_judge_replies_through_the_judges(chat_server, cfg, tmp_path
     assert degrees == [2, None] and chat_server.requests == 1 + 3
 
 
-def test_budget_stops_sending_and_keeps_finished_answers(chat_server, cfg, tmp_path):  # noqa: F811
+def test_budget_stops_sending_and_keeps_finished_answers(chat_server, cfg, tmp_path):
     # Every item costs 100 * 0.1/1k + 50 * 0.2/1k = $0.02; $0.05 pays for two.
     chat_server.set(reply=echo, usage=(100, 50))
     cfg = {**cfg, "concurrency": 1, "budget_usd": 0.05, "price_per_1k": {"input": 0.1, "output": 0.2}}
@@ -172,12 +171,12 @@ def test_budget_stops_sending_and_keeps_finished_answers(chat_server, cfg, tmp_p
     assert usage["budget_exhausted"] is False
 
 
-def test_zero_budget_sends_nothing(chat_server, cfg, tmp_path):  # noqa: F811
+def test_zero_budget_sends_nothing(chat_server, cfg, tmp_path):
     replies, usage = run({**cfg, "budget_usd": 0}, tmp_path, [ask("一"), ask("二")])
     assert replies == [None, None] and chat_server.requests == 0 and usage["budget_exhausted"] is True
 
 
-def test_cache_is_sqlite_wal_with_token_counts(chat_server, cfg, tmp_path):  # noqa: F811
+def test_cache_is_sqlite_wal_with_token_counts(chat_server, cfg, tmp_path):
     chat_server.set(reply=echo)
     run(cfg, tmp_path, [ask("一")])
     db = sqlite3.connect(tmp_path / "cache.sqlite")
@@ -186,7 +185,7 @@ def test_cache_is_sqlite_wal_with_token_counts(chat_server, cfg, tmp_path):  # n
     assert (reply, prompt, completion) == ("答：一", 6, 3)
 
 
-def test_processes_share_the_cache(chat_server, cfg, tmp_path):  # noqa: F811
+def test_processes_share_the_cache(chat_server, cfg, tmp_path):
     """Two jobs writing one sqlite cache at the same time lose nothing (WAL + busy timeout)."""
     chat_server.set(reply=echo)
     cache = str(tmp_path / "shared.sqlite")
@@ -206,7 +205,7 @@ def test_processes_share_the_cache(chat_server, cfg, tmp_path):  # noqa: F811
     assert chat_server.requests == 50 and backend.usage.cache_hits == 50
 
 
-def test_without_cache_path_the_cache_lives_in_memory(chat_server, cfg):  # noqa: F811
+def test_without_cache_path_the_cache_lives_in_memory(chat_server, cfg):
     chat_server.set(reply=echo)
     backend = llm.make_backend(cfg, None)
     assert backend.complete([ask("一")]) == backend.complete([ask("一")]) == ["答：一"]
@@ -226,15 +225,8 @@ def test_non_llm_backend_is_refused(tmp_path):
 
 # ------------------------------------------------------------------------------------------ hf
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> str:
-    from tiny_model import make_tiny
-
-    return make_tiny(tmp_path_factory.mktemp("tiny"))
-
-
-def test_hf_backend_batched_left_padded_and_cached(tiny_dir, tmp_path):
-    cfg = {"backend": "hf", "path": tiny_dir, "batch_size": 3, "max_new_tokens": 6}
+def test_hf_backend_batched_left_padded_and_cached(tiny_model, tmp_path):
+    cfg = {"backend": "hf", "path": tiny_model, "batch_size": 3, "max_new_tokens": 6}
     batch = [ask("春节"), ask("请介绍一下中国的长城和它的历史"), ask("北京"), ask("fox")]
     replies, usage = run(cfg, tmp_path / "a", batch)
     assert all(isinstance(r, str) for r in replies)

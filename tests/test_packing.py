@@ -7,7 +7,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from culturalign.chat import IGNORE_INDEX, tokenize_all
 from culturalign.packing import flatten_collate, pack, pad_collate
-from tiny_model import make_tiny
 
 CONVERSATIONS = [
     [{"role": "user", "content": "中国的首都是哪里？"}, {"role": "assistant", "content": "北京。"}],
@@ -21,9 +20,8 @@ CONVERSATIONS = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = make_tiny(tmp_path_factory.mktemp("tiny"))
-    return AutoTokenizer.from_pretrained(path), path
+def tiny(tiny_model):
+    return AutoTokenizer.from_pretrained(tiny_model), tiny_model
 
 
 def test_pack_layout():

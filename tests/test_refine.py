@@ -7,7 +7,6 @@ import pytest
 
 from culturalign import refine
 from culturalign.io import SCHEMA, frame, read_json, row_id
-from openai_server import _chat_server_session, chat_server  # noqa: F401  (fixtures)
 
 RULES = {"min_answer_chars": 10, "english_answer": True, "refusal": True, "truncated": True}
 GOOD = "春节是中国最重要的传统节日，人们会贴春联、吃年夜饭、守岁和拜年。"
@@ -44,7 +43,7 @@ def row(i: int, question: str, answer: str) -> dict:
 
 
 @pytest.fixture
-def judge(chat_server, monkeypatch) -> dict:  # noqa: F811
+def judge(chat_server, monkeypatch) -> dict:
     monkeypatch.setenv("REFINE_TEST_KEY", "sk-refine-test")
     return chat_server.judge_config("REFINE_TEST_KEY", max_retries=1, backoff_max=0.02)
 
@@ -60,7 +59,7 @@ def rewrite(body: dict) -> str | int:
     return "饺子象征团圆和财富，北方人在除夕夜一家人一起包饺子、吃饺子。"
 
 
-def test_refine_frame_end_to_end(chat_server, judge, tmp_path):  # noqa: F811
+def test_refine_frame_end_to_end(chat_server, judge, tmp_path):
     chat_server.set(reply=rewrite)
     rows = frame([
         row(0, "为什么春节要吃饺子？", "好吃。"),                 # weak, refined
@@ -87,7 +86,7 @@ def test_refine_frame_end_to_end(chat_server, judge, tmp_path):  # noqa: F811
     assert read_json(tmp_path / "u.json")["failed"] == 1
 
 
-def test_refine_replaces_the_last_assistant_turn_of_a_dialogue(chat_server, judge, tmp_path):  # noqa: F811
+def test_refine_replaces_the_last_assistant_turn_of_a_dialogue(chat_server, judge, tmp_path):
     chat_server.set(reply="饺子象征团圆和财富，北方人在除夕夜一家人一起包饺子、吃饺子。")
     dialogue = [{"role": "user", "content": "春节有哪些习俗？"}, {"role": "assistant", "content": GOOD},
                 {"role": "user", "content": "为什么要吃饺子？"}, {"role": "assistant", "content": "好吃。"}]
@@ -100,7 +99,7 @@ def test_refine_replaces_the_last_assistant_turn_of_a_dialogue(chat_server, judg
     assert GOOD in sent and "为什么要吃饺子？" in sent     # the whole dialogue is the context
 
 
-def test_max_rows_caps_what_is_sent(chat_server, judge, tmp_path):  # noqa: F811
+def test_max_rows_caps_what_is_sent(chat_server, judge, tmp_path):
     chat_server.set(reply="饺子象征团圆和财富，北方人在除夕夜一家人一起包饺子、吃饺子。")
     rows = frame([row(i, f"问题{i}是什么？", "短") for i in range(5)])
     out, stats = refine.refine_frame(rows, {"max_rows": 2, "rules": RULES}, judge,
@@ -110,7 +109,7 @@ def test_max_rows_caps_what_is_sent(chat_server, judge, tmp_path):  # noqa: F811
     assert [m[-1]["content"] for m in out["messages"].to_list()][2:] == ["短"] * 3
 
 
-def test_nothing_weak_sends_nothing_and_needs_no_key(chat_server, tmp_path):  # noqa: F811
+def test_nothing_weak_sends_nothing_and_needs_no_key(chat_server, tmp_path):
     rows = frame([row(0, "春节有哪些习俗？", GOOD)])
     judge = {"backend": "openai", "base_url": chat_server.url, "model": "m", "api_key_env": "UNSET_VAR_X"}
     out, stats = refine.refine_frame(rows, {"rules": RULES}, judge, str(tmp_path / "c.sqlite"), None)

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import csv
 import logging
-import runpy
 
 import polars as pl
 import pytest
-from snakemake.iocontainers import Namedlist
 
 from culturalign import io
 from culturalign.mix import mix
@@ -95,27 +93,19 @@ def test_mix_empty():
     assert mix({"a": io.empty()}, {"a": 3}, seed=0).height == 0
 
 
-def run_script(repo_root, name: str, tmp_path, **parts) -> None:
-    smk = type("Snakemake", (), {})()
-    for part, value in parts.items():
-        setattr(smk, part, Namedlist(fromdict=value) if isinstance(value, dict) else Namedlist(value))
-    smk.log = Namedlist([str(tmp_path / f"{name}.log")])
-    runpy.run_path(str(repo_root / "scripts" / f"{name}.py"), init_globals={"snakemake": smk})
-
-
-def test_mix_and_review_scripts(tmp_path, repo_root):
+def test_mix_and_review_scripts(tmp_path, run_script):
     inputs = []
     for source, n in (("a", 5), ("b", 20)):
         path = tmp_path / "knowledge" / source / "clean.parquet"
         io.write_parquet(rows(source, n), path)
         inputs.append(str(path))
     train = tmp_path / "train.parquet"
-    run_script(repo_root, "mix", tmp_path, input=inputs, output=[str(train)],
+    run_script("mix", input=inputs, output=[str(train)],
                params={"caps": {"a": None, "b": 8}, "seed": 0})
     assert pl.read_parquet(train).equals(mix({"a": rows("a", 5), "b": rows("b", 20)}, {"b": 8}, seed=0))
 
     sheet = tmp_path / "review.csv"
-    run_script(repo_root, "review_sheet", tmp_path, input=[inputs[1]], output=[str(sheet)],
+    run_script("review_sheet", input=[inputs[1]], output=[str(sheet)],
                params={"sample": 4, "seed": 0})
     written = pl.read_csv(sheet)
     assert written.columns == list(COLUMNS)

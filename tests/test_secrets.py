@@ -12,7 +12,7 @@ import pytest
 
 from culturalign import llm, refine
 from culturalign.io import frame, row_id, write_parquet
-from openai_server import Raw, _chat_server_session, chat_server  # noqa: F401  (fixtures)
+from openai_server import Raw
 
 SECRET = "sk-culturalign-SECRET-1234567890"
 VAR = "CULTURALIGN_SECRET_TEST_KEY"
@@ -38,13 +38,13 @@ def files_under(path: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def secret_cfg(chat_server, monkeypatch) -> dict:  # noqa: F811
+def secret_cfg(chat_server, monkeypatch) -> dict:
     monkeypatch.setenv(VAR, SECRET)
     chat_server.set(reply=hostile(chat_server), echo_key=True, fail_first=1, fail_status=429)
     return chat_server.judge_config(VAR, max_retries=1, backoff_max=0.02, price_per_1k={"input": 0.5, "output": 1.0})
 
 
-def test_key_appears_nowhere(chat_server, secret_cfg, tmp_path, caplog, capfd):  # noqa: F811
+def test_key_appears_nowhere(chat_server, secret_cfg, tmp_path, caplog, capfd):
     caplog.set_level(logging.DEBUG)          # every logger: ours, openai's, httpx's, uvicorn's
     out = tmp_path / "results"
     cache, usage = str(out / "cache" / "llm.sqlite"), str(out / "llm" / "job.json")

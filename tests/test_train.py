@@ -19,7 +19,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from culturalign.io import InputError, frame, row_id, write_parquet
 from culturalign.launch import launch_command, train_model
 from culturalign.train import TABLE1, prepare, training_kwargs
-from tiny_model import make_tiny
 
 CPU = {"bf16": False, "tf32": False, "use_cpu": True, "gradient_checkpointing": False, "max_length": 96}
 
@@ -36,8 +35,8 @@ def write_data(path: Path, convs: list[list[dict]]) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return make_tiny(tmp_path_factory.mktemp("tiny") / "model")
+def tiny(tiny_model) -> str:
+    return tiny_model
 
 
 def process_tree(pid: int) -> list[int]:
