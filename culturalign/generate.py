@@ -6,6 +6,9 @@ Two engines produce the same table (id, prompt, answer, prompt_tokens, answer_to
 - vLLM (when installed and a GPU is present, or asked for): continuous batching over the same token ids.
 Both engines tokenize with the model's own chat template here, so they see identical prompts.
 `latency_s` is the wall time of the batch an answer was generated in (the whole run for vLLM).
+
+This is the one local Hugging Face generation path: the `hf` judge (culturalign.llm) loads its model
+with `load_chat_model` and answers with `generate_batched` too.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import time
 
 import polars as pl
 from tqdm import tqdm
+
+from culturalign.io import InputError
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +46,39 @@ def choose_backend(backend: str = "auto") -> str:
     return "vllm" if torch.cuda.is_available() else "transformers"
 
 
-def _prompts(tokenizer, items: list[dict]) -> list[str]:
+def require_chat_template(tokenizer, model_dir: str) -> None:
+    """The one chat-template check: conversations are formatted with the model's own template."""
     if not tokenizer.chat_template:
-        raise ValueError("the model's tokenizer has no chat template; evaluation needs one "
-                         "(use an instruct/chat model, or set tokenizer.chat_template)")
-    return [tokenizer.apply_chat_template(messages_of(it), tokenize=False, add_generation_prompt=True) for it in items]
+        raise InputError(model_dir, "the tokenizer has no chat template; conversations need one "
+                                    "(use an instruct/chat model, or set tokenizer.chat_template)")
+
+
+def chat_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
+    """Each conversation in the chat template, ready for the assistant's next turn."""
+    return [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in conversations]
+
+
+def load_tokenizer(model_dir: str):
+    """The model's tokenizer, checked for a chat template, padding on the left (decoder-only: new tokens
+    must follow the prompt directly) with a pad token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    require_chat_template(tokenizer, model_dir)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_chat_model(model_dir: str):
+    """(model in eval mode on the GPU when there is one, tokenizer as `load_tokenizer` gives it)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(model_dir)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(device).eval(), tokenizer
 
 
 def _stop_ids(model, tokenizer) -> set[int]:
@@ -59,27 +92,29 @@ def _answer_length(tokens: list[int], stop: set[int]) -> int:
     return next((k for k, tok in enumerate(tokens) if tok in stop), len(tokens))
 
 
-def _transformers(model_dir: str, tokenizer, encoded: list[list[int]], max_new_tokens: int,
-                  batch_size: int) -> list[dict]:
-    import torch
-    from transformers import AutoModelForCausalLM
+def generate_batched(model, tokenizer, encoded: list[list[int]], *, max_new_tokens: int, batch_size: int,
+                     temperature: float | None = None, seed: int = 0, progress: bool = True) -> list[dict]:
+    """Answers to token-id prompts with a loaded model, in the prompts' order: {answer, prompt_tokens,
+    answer_tokens, latency_s}. Greedy unless `temperature` is given (then sampled, seeded by `seed`).
 
-    tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt directly
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(device)
-    model.eval()
+    Prompts are batched longest first (similar lengths pad little; an OOM shows at once), left padded.
+    """
+    import torch
+
+    sampling: dict = {"do_sample": False, "num_beams": 1}
+    if temperature:
+        sampling = {"do_sample": True, "temperature": temperature}
+        torch.manual_seed(seed)
     stop = _stop_ids(model, tokenizer)
-    order = sorted(range(len(encoded)), key=lambda k: -len(encoded[k]))  # longest first: OOM shows at once
+    order = sorted(range(len(encoded)), key=lambda k: -len(encoded[k]))
     rows: dict[int, dict] = {}
-    for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch"):
+    for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch", disable=not progress):
         batch = order[start:start + batch_size]
-        inputs = tokenizer.pad({"input_ids": [encoded[k] for k in batch]}, return_tensors="pt").to(device)
+        inputs = tokenizer.pad({"input_ids": [encoded[k] for k in batch]}, return_tensors="pt").to(model.device)
         began = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                 use_cache=True, pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, use_cache=True,
+                                 pad_token_id=tokenizer.pad_token_id, **sampling)
         took = time.perf_counter() - began
         for row, k in enumerate(batch):
             new = out[row, inputs["input_ids"].shape[1]:].tolist()
@@ -87,6 +122,11 @@ def _transformers(model_dir: str, tokenizer, encoded: list[list[int]], max_new_t
             rows[k] = {"answer": tokenizer.decode(new, skip_special_tokens=True).strip(),
                        "prompt_tokens": len(encoded[k]), "answer_tokens": len(new), "latency_s": took}
     return [rows[k] for k in range(len(encoded))]
+
+
+def encode(tokenizer, prompts: list[str]) -> list[list[int]]:
+    # The chat template writes the BOS itself, so no special tokens are added again.
+    return [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
 
 
 def _vllm(model_dir: str, tokenizer, encoded: list[list[int]], max_new_tokens: int) -> list[dict]:
@@ -112,19 +152,18 @@ def generate(model_dir: str, items: list[dict], *, max_new_tokens: int, batch_si
     """Greedy answers of the model in `model_dir` to `items`, one row per item, in the items' order."""
     if not items:
         return pl.DataFrame(schema=COLUMNS)
-    from transformers import AutoTokenizer
-
     engine = choose_backend(backend)
     log.info("generating %d answers with %s (batch %d, max_new_tokens %d)", len(items), engine, batch_size,
              max_new_tokens)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = _prompts(tokenizer, items)
-    # The chat template writes the BOS itself, so no special tokens are added again.
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     if engine == "vllm":
-        rows = _vllm(model_dir, tokenizer, encoded, max_new_tokens)
+        tokenizer = load_tokenizer(model_dir)
+        prompts = chat_prompts(tokenizer, [messages_of(it) for it in items])
+        rows = _vllm(model_dir, tokenizer, encode(tokenizer, prompts), max_new_tokens)
     else:
-        rows = _transformers(model_dir, tokenizer, encoded, max_new_tokens, batch_size)
+        model, tokenizer = load_chat_model(model_dir)
+        prompts = chat_prompts(tokenizer, [messages_of(it) for it in items])
+        rows = generate_batched(model, tokenizer, encode(tokenizer, prompts), max_new_tokens=max_new_tokens,
+                                batch_size=batch_size)
     return pl.DataFrame([{"id": it["id"], "prompt": p, **r} for it, p, r in zip(items, prompts, rows)],
                         schema=COLUMNS)
 

@@ -377,48 +377,27 @@ class HFBackend(Backend):
         """Load the model only when some request is not cached: a fully cached rerun needs no model."""
         if self._model is not None:
             return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from culturalign.generate import load_chat_model
 
         if not Path(self.model).is_dir():
             raise LLMConfigError(f"hf judge: model directory {self.model} does not exist")
-        tok = AutoTokenizer.from_pretrained(self.model)
-        tok.padding_side = "left"           # generation continues at the right end of every row
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        if not tok.chat_template:
-            raise LLMConfigError(f"hf judge: the tokenizer in {self.model} has no chat template")
-        self._tokenizer = tok
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._model = AutoModelForCausalLM.from_pretrained(self.model).to(device).eval()
+        self._model, self._tokenizer = load_chat_model(self.model)
 
     def _answer(self, todo, params, attempt, replies):
-        import torch
+        from culturalign.generate import chat_prompts, encode, generate_batched
 
         self._load()
-        tok, model = self._tokenizer, self._model
         max_new = int(params.get("max_new_tokens", params.get("max_tokens", self.max_new_tokens)))
-        sampling: dict[str, Any] = {"do_sample": False}
-        if attempt > 0 or (params.get("temperature") or 0) > 0:
-            sampling = {"do_sample": True, "temperature": params.get("temperature") or 0.7}
-            torch.manual_seed(attempt)
-        prompts = {k: tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
-                   for k, m in todo.items()}
-        order = sorted(prompts, key=lambda k: len(prompts[k]))   # similar lengths: less padding
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for keys in tqdm(batches, desc=f"llm {Path(self.model).name}", file=sys.stderr,
-                         disable=len(todo) < PROGRESS_MIN):
-            enc = tok([prompts[k] for k in keys], return_tensors="pt", padding=True,
-                      add_special_tokens=False).to(model.device)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new, pad_token_id=tok.pad_token_id,
-                                     **sampling)
-            new = out[:, enc["input_ids"].shape[1]:]
-            for row, key in enumerate(keys):
-                text = tok.decode(new[row], skip_special_tokens=True).strip()
-                generated = int((new[row] != tok.pad_token_id).sum())
-                self._store(key, text, int(enc["attention_mask"][row].sum()), generated, replies)
-            self.usage.requests += len(keys)
+        # Attempt 0 greedy (unless the call asks for a temperature); a retry samples, seeded by the attempt.
+        temperature = (params.get("temperature") or 0.7) if attempt > 0 else (params.get("temperature") or None)
+        keys = list(todo)
+        encoded = encode(self._tokenizer, chat_prompts(self._tokenizer, [todo[k] for k in keys]))
+        rows = generate_batched(self._model, self._tokenizer, encoded, max_new_tokens=max_new,
+                                batch_size=self.batch_size, temperature=temperature, seed=attempt,
+                                progress=len(todo) >= PROGRESS_MIN)
+        for key, row in zip(keys, rows):
+            self._store(key, row["answer"], row["prompt_tokens"], row["answer_tokens"], replies)
+        self.usage.requests += len(keys)
 
 
 # --------------------------------------------------------------------------------------------- factory
