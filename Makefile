@@ -32,7 +32,7 @@ bench: setup
 	$(BIN)/python bench/train_throughput.py --smoke
 
 slurm-profile:
-	bash scripts/install_slurm_profile.sh
+	bash profiles/install_slurm_profile.sh
 
 clean:
 	rm -rf results logs benchmarks .snakemake

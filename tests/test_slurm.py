@@ -2,7 +2,7 @@
 two-node training job.
 
 The cluster tests submit through `snakemake --profile slurm` (the profile installed by
-scripts/install_slurm_profile.sh) plus the CPU-only test overrides, and check from the outputs and from
+profiles/install_slurm_profile.sh) plus the CPU-only test overrides, and check from the outputs and from
 SLURM itself that the jobs ran as SLURM jobs with the asked task geometry.
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ from slurm.cluster import (
 
 @pytest.fixture(scope="session")
 def installed_profile_home(tmp_path_factory) -> Path:
-    """A HOME in which scripts/install_slurm_profile.sh has installed the profile as `slurm`."""
+    """A HOME in which profiles/install_slurm_profile.sh has installed the profile as `slurm`."""
     home = tmp_path_factory.mktemp("home")
-    script = REPO / "scripts" / "install_slurm_profile.sh"
+    script = REPO / "profiles" / "install_slurm_profile.sh"
     subprocess.run(["bash", str(script)], env=user_env(home), check=True, capture_output=True)
     assert (home / ".config" / "snakemake" / "slurm").resolve() == SLURM_PROFILE.resolve()
     return home

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+import yte
 from snakemake.utils import validate
 
 from culturalign import loop, workflow as wf
@@ -183,3 +184,18 @@ def test_report_tables_carry_the_scores(tmp_path, monkeypatch):
     html = (tmp_path / "results/report/report.html").read_text()
     assert html.count("data:image/png;base64,") == 3  # two loop curves and the loss curve
     assert "<td>44.54</td>" in html
+
+
+@pytest.mark.parametrize("cpu_only", ["", "0", "1", "yes"])
+def test_slurm_profile_cpu_only_switch(repo_root, monkeypatch, cpu_only):
+    """profiles/slurm as Snakemake renders it (YTE): CULTURALIGN_SLURM_CPU_ONLY drops every GPU request."""
+    monkeypatch.setenv("CULTURALIGN_SLURM_CPU_ONLY", cpu_only)
+    monkeypatch.setenv("CULTURALIGN_SLURM_GPU_PARTITION", "gpu")
+    with open(repo_root / "profiles/slurm/config.yaml") as f:
+        resources = yte.process_yaml(f)["set-resources"]
+    if cpu_only in ("", "0"):
+        assert (resources["train"]["gres"], resources["generate"]["gres"]) == ("gpu:8", "gpu:1")
+        assert resources["generate"]["slurm_partition"] == "'gpu'" and resources["generate"]["mem_mb"] == 64000
+    else:
+        assert not {"gres", "tasks_per_gpu", "slurm_partition"} & (set(resources["train"]) | set(resources["generate"]))
+        assert resources["generate"]["mem_mb"] == 32000 and resources["train"]["cpus_per_task"] == 32

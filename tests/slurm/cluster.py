@@ -237,6 +237,7 @@ class SlurmCluster:
         env["SLURM_CONF"] = str(self.conf)
         for var in [v for v in env if v.startswith(("SBATCH_", "SRUN_", "SQUEUE_", "CULTURALIGN_SLURM_"))]:
             del env[var]  # a user's own defaults (account, partition) would not exist here
+        env["CULTURALIGN_SLURM_CPU_ONLY"] = "1"   # no GPUs here: the switch a CPU-only cluster's user sets
         return env
 
     def run(self, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:

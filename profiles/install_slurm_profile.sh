@@ -8,7 +8,7 @@
 # of the whole directory instead (to edit it for your cluster; relative paths inside it keep working).
 # An existing profile of that name is replaced only with --force.
 #
-# usage: scripts/install_slurm_profile.sh [--copy] [--force] [--name NAME]
+# usage: profiles/install_slurm_profile.sh [--copy] [--force] [--name NAME]   (`make slurm-profile` runs it)
 set -euo pipefail
 
 mode=link
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-source_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../profiles/slurm" && pwd -P)"
+source_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/slurm" && pwd -P)"
 target_root="${XDG_CONFIG_HOME:-$HOME/.config}/snakemake"
 target="$target_root/$name"
 
