@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import glob
 import html
 import json
 import os
@@ -160,12 +159,15 @@ def training_blocks(model_dirs: list[str], out_dir: Path) -> list[Block]:
             Block("img", str(png))]
 
 
-def judge_blocks(usage_glob: str) -> list[Block]:
-    """LLM requests, cache hits and cost, from the per-job usage files the LLM client writes."""
+def judge_blocks(usage: dict[str, str]) -> list[Block]:
+    """LLM requests, cache hits and cost, from the per-job usage files the LLM client writes ({job: path};
+    a job that sent no request wrote none)."""
     rows = []
-    for path in sorted(glob.glob(usage_glob, recursive=True)):
+    for job, path in sorted(usage.items()):
+        if not os.path.exists(path):
+            continue
         u = read_json(path)
-        rows.append([os.path.relpath(path, "results/llm"), u.get("requests", 0), u.get("cache_hits", 0),
+        rows.append([job, u.get("requests", 0), u.get("cache_hits", 0),
                      u.get("failed", 0), u.get("prompt_tokens", 0) + u.get("completion_tokens", 0),
                      f"{u.get('cost_usd', 0.0):.4f}"])
     if not rows:
@@ -175,15 +177,14 @@ def judge_blocks(usage_glob: str) -> list[Block]:
             table(["Job", "Requests", "Cache hits", "Failed", "Tokens", "Cost (USD)"], rows)]
 
 
-def runtime_blocks(bench_glob: str) -> list[Block]:
-    """Wall time and peak memory per job, from Snakemake's `benchmark:` files."""
+def runtime_blocks(timings: dict[str, str]) -> list[Block]:
+    """Wall time and peak memory per job, from Snakemake's `benchmark:` files ({job: path})."""
     rows = []
-    for path in sorted(glob.glob(bench_glob, recursive=True)):
+    for job, path in sorted(timings.items()):
         with open(path) as f:
             rec = next(csv.DictReader(f, delimiter="\t"), None)
         if rec:
-            rows.append([os.path.relpath(path, "benchmarks").removesuffix(".tsv"),
-                         f"{float(rec['s']):.1f}", rec.get("max_rss", "NA")])
+            rows.append([job, f"{float(rec['s']):.1f}", rec.get("max_rss", "NA")])
     return [Block("h2", "Wall time and peak memory per job"),
             table(["Job", "Seconds", "Peak RSS (MB)"], rows)] if rows else []
 
@@ -226,7 +227,10 @@ def render_html(blocks: list[Block]) -> str:
 
 def build_report(*, compared: dict[str, str], loop_paths: list[str], score_paths: list[str],
                  stats_paths: list[str], model_dirs: list[str], md_path: str, html_path: str,
-                 usage_glob: str = "results/llm/**/*.json", bench_glob: str = "benchmarks/**/*.tsv") -> None:
+                 timings: dict[str, str] | None = None, usage: dict[str, str] | None = None) -> None:
+    """report.md and report.html from the files given (the report reads nothing else): loop summaries,
+    score files, data stats, trained model directories, and by job name the Snakemake `benchmark:`
+    files (`timings`) and the LLM usage files (`usage`)."""
     md, out_dir = Path(md_path), Path(md_path).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     loops = {Path(p).stem: read_json(p) for p in loop_paths}
@@ -234,7 +238,7 @@ def build_report(*, compared: dict[str, str], loop_paths: list[str], score_paths
     blocks += loop_blocks(loops, out_dir)
     blocks += data_blocks(stats_paths)
     blocks += training_blocks(model_dirs, out_dir)
-    blocks += judge_blocks(usage_glob)
-    blocks += runtime_blocks(bench_glob)
+    blocks += judge_blocks(usage or {})
+    blocks += runtime_blocks(timings or {})
     md.write_text(render_md(blocks, md), encoding="utf-8")
     Path(html_path).write_text(render_html(blocks), encoding="utf-8")

@@ -111,6 +111,40 @@ def trained_models():
     return [m for stage in wf.STAGES for m in loop_models(stage) if m != "base" and wf.MODEL_RE.match(m)]
 
 
+def evaluated():
+    """(model, stage) of every score file of this run: each loop's rounds and the three compared models."""
+    pairs = {(m, stage) for stage in wf.STAGES for m in loop_models(stage)}
+    return sorted(pairs | {(m, stage) for m in compared_models().values() for stage in wf.STAGES})
+
+
+EVALSETS_OF_STAGE = {"knowledge": ("knowledge",), "safety": ("mcq", "risky")}
+
+
+def timed_jobs():
+    """{job name: its `benchmark:` file} for every job of this run the report lists (all but itself)."""
+    jobs = {f"clean_source/{stage}/{name}": None for stage in wf.STAGES for name in wf.source_names(config, stage)}
+    jobs |= {f"mix/{stage}": None for stage in wf.STAGES}
+    if config["base_model"] == "tiny":
+        jobs["build_tiny/build_tiny"] = None
+    for model, stage in evaluated():
+        jobs |= {f"generate/{model}/{evalset}": None for evalset in EVALSETS_OF_STAGE[stage]}
+        jobs[f"score_{stage}/{model}"] = None
+    jobs |= {f"train/{m}": None for m in trained_models()}
+    jobs |= {f"loop_summary/{stage}": None for stage in wf.STAGES}
+    return {job: f"benchmarks/{job}.tsv" for job in jobs}
+
+
+def llm_usage():
+    """{job name: the usage file it writes when it calls an LLM} (the files exist only after LLM calls)."""
+    usage = {f"clean_source/{stage}/{name}.json": f"results/llm/clean_source/{stage}/{name}.json"
+             for stage in wf.STAGES for name in wf.source_names(config, stage)}
+    for model, stage in evaluated():
+        usage[f"score_{stage}/{model}.json"] = f"results/llm/score_{stage}/{model}.json"
+        if stage == "safety":
+            usage[f"score_safety/{model}_silver.json"] = f"results/llm/score_safety/{model}_silver.json"
+    return usage
+
+
 def report_inputs(wc):
     models = sorted(set(compared_models().values()))
     return {
@@ -120,4 +154,5 @@ def report_inputs(wc):
             f"results/data/{stage}/{name}/stats.json" for stage in wf.STAGES for name in wf.source_names(config, stage)
         ],
         "models": [wf.model_path(config, m) for m in trained_models()],
+        "timings": list(timed_jobs().values()),
     }

@@ -9,6 +9,8 @@ rule report:
         html=report("results/report/report.html", category="Report"),
     params:
         compared=lambda wc: compared_models(),
+        timing_jobs=lambda wc: list(timed_jobs()),
+        usage=lambda wc: llm_usage(),
     log:
         "logs/report/report.log",
     benchmark:

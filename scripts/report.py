@@ -11,6 +11,8 @@ build_report(
     score_paths=list(snakemake.input.scores),
     stats_paths=list(snakemake.input.stats),
     model_dirs=list(snakemake.input.models),
+    timings=dict(zip(snakemake.params.timing_jobs, snakemake.input.timings)),
+    usage=dict(snakemake.params.usage),
     md_path=snakemake.output.md,
     html_path=snakemake.output.html,
 )
