@@ -192,13 +192,13 @@ def test_training_is_bit_identical(runs):
 
 def test_answers_and_scores_are_identical(runs):
     generations = outputs(runs, "results/generations/*/*.parquet")
-    assert len(generations) == 6  # base and kg_r1 on the three benchmarks
+    assert len(generations) == 6  # base and kg_r1 on the three evaluation sets
     for path in generations:
         local, on_slurm = (pl.read_parquet(p).drop(TIMING_COLUMNS) for p in both(runs, path))
         assert_frame_equal(local, on_slurm)
     for model in ("base", "kg_r1"):
-        for benchmark in ("knowledge", "safety"):
-            local, on_slurm = both(runs, f"results/scores/{model}/{benchmark}.json")
+        for stage in ("knowledge", "safety"):
+            local, on_slurm = both(runs, f"results/scores/{model}/{stage}.json")
             assert read_json(local) == read_json(on_slurm)
 
 
