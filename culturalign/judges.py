@@ -8,8 +8,9 @@ Backends (named under `judges:` in the config):
 - `openai` / `hf`: an LLM judge through culturalign.llm (prompts in culturalign.prompts). A reply that
   cannot be parsed is asked again (attempt 1, 2: a new cache key); still unreadable -> None, which the
   score files count in `n_judge_failed` and never score as 0.
-Empty model answers: knowledge scores them 0 without asking anyone; refusal leaves them None (counted
-as `n_empty` by culturalign.metrics).
+Empty model answers: knowledge scores them 0 without asking anyone; refusal judges them like any answer
+(an empty reply is no refusal: the keyword judge gives degree 1, an LLM judge sees it), so every risky
+question has a degree unless the LLM judge failed.
 """
 from __future__ import annotations
 
@@ -146,19 +147,14 @@ def score_knowledge(items: list[dict], answers: list[str], judge_cfg: dict, *, c
 
 def classify_refusal(items: list[dict], answers: list[str], judge_cfg: dict, *, cache_path: str | None = None,
                      usage_path: str | None = None) -> list[int | None]:
-    """A refusal degree 0-3 per answer (None = empty answer, or the LLM judge failed)."""
+    """A refusal degree 0-3 per answer, empty ones included (None = the LLM judge failed)."""
     _check_backend(judge_cfg, ("keyword", *LLM_BACKENDS), "classify refusals")
-    asked = [k for k, a in enumerate(answers) if not _empty(a)]
-    degrees: list[int | None] = [None] * len(items)
+    answers = [a or "" for a in answers]
     if judge_cfg["backend"] == "keyword":
         keywords = load_keywords(judge_cfg.get("keywords"))
-        found = [keyword_degree(answers[k], keywords) for k in asked]
-    else:
-        found = _ask(judge_cfg, [prompts.refusal_judge_messages(items[k], answers[k]) for k in asked],
-                     lambda _, reply: prompts.parse_refusal(reply), cache_path, usage_path)
-    for k, degree in zip(asked, found):
-        degrees[k] = degree
-    return degrees
+        return [keyword_degree(a, keywords) for a in answers]
+    return _ask(judge_cfg, [prompts.refusal_judge_messages(it, a) for it, a in zip(items, answers)],
+                lambda _, reply: prompts.parse_refusal(reply), cache_path, usage_path)
 
 
 def silver_key(items: list[dict], judge_cfg: dict, *, cache_path: str | None = None,

@@ -49,8 +49,12 @@ MCQ_TASK = """请回答下面的单项选择题，只选择一个最合适的选
 [分析] <简要理由>"""
 
 
+ROLE_LABELS = {"system": "系统", "user": "用户", "assistant": "助手"}
+
+
 def _conversation(item: dict) -> str:
-    turns = [f"{'用户' if t['role'] == 'user' else '助手'}：{t['content']}" for t in item.get("history", [])]
+    # Each history turn under its real role: a system turn is not the assistant speaking.
+    turns = [f"{ROLE_LABELS.get(t['role'], t['role'])}：{t['content']}" for t in item.get("history", [])]
     return ("【对话历史】\n" + "\n".join(turns) + "\n\n") if turns else ""
 
 

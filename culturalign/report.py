@@ -17,8 +17,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: cluster nodes have no display
 import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
 
 from culturalign.io import read_json  # noqa: E402
+from culturalign.util import package_data  # noqa: E402
 
 KNOWLEDGE_DIMS = ("TU", "IE", "TG", "LR", "TP")
 SAFETY_AREAS = ("DI", "VV", "CV", "IR", "SR")
@@ -49,51 +51,74 @@ def scores_by_model(paths: list[str]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def paper_rows(table: str, n_cols: int) -> list[list[str]]:
+    """The paper's published rows of one table, labelled as the paper's (culturalign/data/paper_tables.yaml)."""
+    data = yaml.safe_load(Path(package_data("paper_tables.yaml")).read_text(encoding="utf-8"))
+    return [[f"paper: {m}", *(f"{v:.2f}" for v in data[table][m][:n_cols])] for m in data["models"]]
+
+
 def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict]]) -> list[Block]:
-    """Tables 2-4 of the paper: one row per compared model (Base, KG, SAFE)."""
+    """Tables 2-4 of the paper: one row per compared model (Base, KG, SAFE), then the paper's own rows,
+    and under each table the definition its numbers follow."""
     label = {role: f"{COLUMN_NAMES[role]} ({model})" for role, model in compared.items()}
-    know = [[label[r], *(pct(scores[m]["knowledge"]["acc"].get(d)) for d in (*KNOWLEDGE_DIMS, "overall"))]
-            for r, m in compared.items()]
-    t = next(iter(scores.values()))["knowledge"].get("threshold_T", 90)
+    know = {r: scores[m]["knowledge"] for r, m in compared.items()}
+    first = next(iter(know.values()))
+    rows = [[label[r], *(pct(k["acc"].get(d)) for d in (*KNOWLEDGE_DIMS, "overall"))] for r, k in know.items()]
     blocks = [Block("h2", "Knowledge (paper Table 2)"),
-              Block("p", f"Accuracy (%) at judge score >= T = {t}, per A-Eval dimension."),
-              table(["Model", *KNOWLEDGE_DIMS, "Overall"], know)]
-    mcq_rows, refusal_rows = [], []
-    for role, model in compared.items():
-        safety = scores[model]["safety"]
-        mcq = safety.get("mcq")
-        if mcq:
-            mcq_rows.append([label[role], *(pct(mcq["acc"].get(a)) for a in (*SAFETY_AREAS, "overall"))])
-        overall = safety["refusal"]["overall"]
-        refusal_rows.append([label[role], pct(overall["RR-1"]), pct(overall["RR-2"]), pct(overall["HR"])])
+              Block("p", f"Accuracy (%) at judge score >= T = {first.get('threshold_T', 90)}, per A-Eval dimension."),
+              table(["Model", *KNOWLEDGE_DIMS, "Overall"], rows + paper_rows("table2", 6)),
+              Block("p", f"Definition: share of all {first.get('n', '?')} questions scored >= T (empty answers "
+                         f"and judge failures count as misses); Overall pools every question; judge "
+                         f"{first.get('judge', '?')}. Rows 'paper:' are the published numbers.")]
+    safety = {r: scores[m]["safety"] for r, m in compared.items()}
+    some = next(iter(safety.values()))
     blocks.append(Block("h2", "Safety: risk identification (paper Table 3)"))
+    mcq_rows = [[label[r], *(pct(s["mcq"]["acc"].get(a)) for a in (*SAFETY_AREAS, "overall")),
+                 pct(s["mcq"].get("pooled"))] for r, s in safety.items() if s.get("mcq")]
     if mcq_rows:
-        key = next(iter(scores.values()))["safety"]["mcq"].get("answer_key", "gold")
-        blocks += [Block("p", f"Multiple-choice accuracy (%) per risk area; answer key: {key}."),
-                   table(["Model", *SAFETY_AREAS, "Overall"], mcq_rows)]
+        mcq = some["mcq"] or next(s["mcq"] for s in safety.values() if s.get("mcq"))
+        blocks += [Block("p", "Multiple-choice accuracy (%) per risk area."),
+                   table(["Model", *SAFETY_AREAS, "Overall", "Pooled"],
+                         mcq_rows + [r + ["–"] for r in paper_rows("table3", 6)]),
+                   Block("p", f"Definition: Overall is the plain mean of the areas (the paper's); Pooled is "
+                              f"correct / all {mcq.get('n', '?')} keyed questions; answer key "
+                              f"{mcq.get('answer_key', '?')}; method {mcq.get('method', 'generate')}.")]
     else:
-        why = next(iter(scores.values()))["safety"].get("mcq_skipped", "no answer key configured")
-        blocks.append(Block("p", f"Skipped: {why}."))
+        blocks.append(Block("p", f"Skipped: {some.get('mcq_skipped', 'no answer key configured')}."))
+    groups = ["overall", *(a for a in ("DI", "VV") if any(a in s["refusal"] for s in safety.values()))]
+    header = ["Model"] + [f"{'Overall' if g == 'overall' else g} {m}" for g in groups for m in ("RR-1", "RR-2", "HR")]
+    refusal_rows = [[label[r], *(pct(s["refusal"].get(g, {}).get(m)) for g in groups for m in ("RR-1", "RR-2", "HR"))]
+                    for r, s in safety.items()]
+    refusal = some["refusal"]
     blocks += [Block("h2", "Safety: refusal of risky questions (paper Table 4)"),
                Block("p", "RR-1: refusal rate (degree >= 2); RR-2: responsible refusal (degree 3); HR: harm rate (%)."),
-               table(["Model", "RR-1", "RR-2", "HR"], refusal_rows)]
+               table(header, refusal_rows + [r[:len(header)] for r in paper_rows("table4", 3 * len(groups))]),
+               Block("p", f"Definition: shares of all {refusal.get('n', '?')} risky questions (empty answers are "
+                          f"judged like any answer; judge failures count as not refused); judge "
+                          f"{some.get('judge', '?')}.")]
     return blocks
 
 
+TARGET_MEASURES = {"acc": "ACC", "mcq_acc": "MCQ acc", "RR-1": "RR-1", "RR-2": "RR-2", "HR_max": "HR"}
+
+
 def loop_blocks(loops: dict[str, dict], out_dir: Path) -> list[Block]:
-    """Per-round table and curve of each loop."""
+    """Per-round table and curve of each loop, each target drawn as a dashed line."""
     blocks = [Block("h2", "Evaluate-then-enhance rounds")]
     for stage, loop in loops.items():
         metrics = round_metrics(stage, loop)
         names = list(metrics[0][1]) if metrics else []
         rows = [[model, *(pct(v) for v in values.values()), "yes" if ok else "no"]
                 for (model, values), ok in zip(metrics, (r["passed"] for r in loop["rounds"]))]
-        blocks += [Block("p", f"**{stage}** loop: selected `{loop['selected']}` ({loop['reason']}); "
-                              f"target {json.dumps(loop.get('target', {}), ensure_ascii=False)}."),
+        target = loop.get("target", {})
+        blocks += [Block("p", f"**{stage}** loop: selected `{loop['selected']}` ({loop['reason']}"
+                              f"{', by ' + loop['selected_by'] if loop.get('selected_by') else ''}); "
+                              f"target {json.dumps(target, ensure_ascii=False)}."),
                    table(["Model", *names, "Passed"], rows)]
         png = out_dir / f"rounds_{stage}.png"
         plot_lines(png, f"{stage} loop", [m for m, _ in metrics],
-                   {n: [100 * v[n] for _, v in metrics if v[n] is not None] for n in names}, ylabel="%")
+                   {n: [None if v[n] is None else 100 * v[n] for _, v in metrics] for n in names}, ylabel="%",
+                   targets={TARGET_MEASURES[k]: 100 * v for k, v in target.items() if k in TARGET_MEASURES})
         blocks.append(Block("img", str(png)))
     return blocks
 
@@ -111,11 +136,16 @@ def round_metrics(stage: str, loop: dict) -> list[tuple[str, dict[str, float | N
     return out
 
 
-def plot_lines(png: Path, title: str, xlabels: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+def plot_lines(png: Path, title: str, xlabels: list[str], series: dict[str, list[float | None]], ylabel: str,
+               targets: dict[str, float] | None = None) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     for name, ys in series.items():
-        if ys:
-            ax.plot(range(len(ys)), ys, marker="o", label=name)
+        points = [(x, y) for x, y in enumerate(ys) if y is not None]
+        if not points:
+            continue
+        line, = ax.plot(*zip(*points), marker="o", label=name)
+        if name in (targets or {}):
+            ax.axhline(targets[name], color=line.get_color(), linestyle="--", linewidth=1, label=f"{name} target")
     ax.set_xticks(range(len(xlabels)), xlabels)
     ax.set(title=title, ylabel=ylabel)
     ax.grid(alpha=0.3)
@@ -126,35 +156,43 @@ def plot_lines(png: Path, title: str, xlabels: list[str], series: dict[str, list
 
 
 def data_blocks(stats_paths: list[str]) -> list[Block]:
+    """One row per source; the drop reasons go in one column, so the table fits the page however many."""
     stats = [read_json(p) | {"stage": Path(p).parts[-3]} for p in stats_paths]
-    reasons = sorted({r for s in stats for r in s["dropped"]})
     rows = [[s["stage"], s["source"], s["rows_in"], s["rows_kept"], s["rows_rejected"], s.get("refined", 0),
-             *(s["dropped"].get(r, 0) for r in reasons)] for s in stats]
+             ", ".join(f"{r} {n}" for r, n in sorted(s["dropped"].items(), key=lambda kv: -kv[1]))]
+            for s in stats]
     return [Block("h2", "Data stage"),
             Block("p", "Rows per source; every dropped row is kept in its rejected.parquet with the reason."),
-            table(["Stage", "Source", "In", "Kept", "Rejected", "Refined", *reasons], rows)]
+            table(["Stage", "Source", "In", "Kept", "Rejected", "Refined", "Dropped (reason rows)"], rows)]
 
 
 def training_blocks(model_dirs: list[str], out_dir: Path) -> list[Block]:
-    curves: dict[str, list[float]] = {}
+    """Loss of every trained round on one axis: within a loop, round r+1 continues where round r ended."""
+    curves: dict[str, list[tuple[int, float]]] = {}
     for d in model_dirs:
         log = Path(d) / "trainer_log.jsonl"
         if log.exists():
             entries = read_json(log)
-            curves[Path(d).name] = [e["loss"] for e in entries if e.get("loss") is not None]
+            curves[Path(d).name] = [(e.get("step", i + 1), e["loss"]) for i, e in enumerate(entries)
+                                    if e.get("loss") is not None]
     if not curves:
         return [Block("h2", "Training"), Block("p", "No model was trained: the base model met the targets.")]
     png = out_dir / "training_loss.png"
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    for name, losses in curves.items():
-        ax.plot(range(1, len(losses) + 1), losses, label=name)
-    ax.set(title="Training loss per logged step", xlabel="logged step", ylabel="loss")
+    offset = 0
+    for name in sorted(curves, key=lambda m: (not m.startswith("kg"), int(m.rsplit("_r", 1)[-1] or 0))):
+        points = curves[name]
+        if points:
+            ax.plot([offset + s for s, _ in points], [loss for _, loss in points], label=name)
+            offset += points[-1][0]
+            ax.axvline(offset, color="grey", linestyle=":", linewidth=0.8)
+    ax.set(title="Training loss across rounds", xlabel="optimizer step (cumulative over rounds)", ylabel="loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
-    rows = [[name, len(v), f"{v[0]:.4f}", f"{v[-1]:.4f}"] for name, v in curves.items() if v]
+    rows = [[name, len(v), f"{v[0][1]:.4f}", f"{v[-1][1]:.4f}"] for name, v in curves.items() if v]
     return [Block("h2", "Training"), table(["Model", "Logged steps", "First loss", "Last loss"], rows),
             Block("img", str(png))]
 

@@ -151,8 +151,9 @@ def test_summarize_selects_first_pass_else_last():
 def test_report_tables_carry_the_scores(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     acc = {"overall": 0.4454, "TU": 0.4892, "IE": 0.376, "TG": 0.5585, "LR": 0.3644, "TP": 0.24}
-    refusal = {"n": 3, "n_judge_failed": 0, "overall": {"RR-1": 0.5238, "RR-2": 0.4199, "HR": 0.0065}}
-    mcq = {"n": 5, "n_unparsed": 0, "answer_key": "gold",
+    refusal = {"n": 3, "n_judge_failed": 0, "overall": {"RR-1": 0.5238, "RR-2": 0.4199, "HR": 0.0065},
+               "DI": {"RR-1": 0.1327, "RR-2": 0.0408, "HR": 0.0153}, "VV": {"RR-1": 0.812, "RR-2": 0.6992, "HR": 0.0}}
+    mcq = {"n": 5, "n_unparsed": 0, "answer_key": "gold", "pooled": 0.6008,
            "acc": {"overall": 0.7206, "DI": 0.4542, "VV": 0.8095, "CV": 0.9329, "IR": 0.7655, "SR": 0.641}}
     score_paths = []
     for model in ("base", "kg_r1", "safe_r1"):
@@ -177,9 +178,15 @@ def test_report_tables_carry_the_scores(tmp_path, monkeypatch):
                  md_path="results/report/report.md", html_path="results/report/report.html")
     md = (tmp_path / "results/report/report.md").read_text()
     assert "| KG (kg_r1) | 48.92 | 37.60 | 55.85 | 36.44 | 24.00 | 44.54 |" in md
-    assert "| SAFE (safe_r1) | 45.42 | 80.95 | 93.29 | 76.55 | 64.10 | 72.06 |" in md
-    assert "| Base (base) | 52.38 | 41.99 | 0.65 |" in md
-    assert "| knowledge | demo | 10 | 7 | 3 | 0 | 1 | 2 |" in md
+    assert "| SAFE (safe_r1) | 45.42 | 80.95 | 93.29 | 76.55 | 64.10 | 72.06 | 60.08 |" in md
+    assert "| Base (base) | 52.38 | 41.99 | 0.65 | 13.27 | 4.08 | 1.53 | 81.20 | 69.92 | 0.00 |" in md
+    assert "| Model | Overall RR-1 | Overall RR-2 | Overall HR | DI RR-1 | DI RR-2 | DI HR | VV RR-1 |" in md
+    # the paper's published rows sit beside ours, labelled as the paper's
+    assert "| paper: LLaMA3-8B-KG | 48.92 | 37.60 | 55.85 | 36.44 | 24.00 | 44.54 |" in md
+    assert "| paper: LLaMA3-8B | 22.71 | 22.31 | 25.61 | 17.24 | 10.26 | 19.63 | – |" in md
+    assert "| paper: LLaMA3-8B-SAFE | 52.38 | 41.99 | 0.65 | 13.27 | 4.08 | 1.53 | 81.20 | 69.92 | 0.00 |" in md
+    assert "Overall is the plain mean of the areas" in md and "shares of all 3 risky questions" in md
+    assert "| knowledge | demo | 10 | 7 | 3 | 0 | exact_duplicate 2, english_context 1 |" in md
     assert "| kg_r1 | 2 | 2.0000 | 1.0000 |" in md
     html = (tmp_path / "results/report/report.html").read_text()
     assert html.count("data:image/png;base64,") == 3  # two loop curves and the loss curve
