@@ -199,19 +199,29 @@ def test_launch_command_local_and_slurm():
         launch_command(2, 8, "/w/args.json", {})
 
 
-def test_deepspeed_zero1_two_processes_train_save_reload(tiny, tmp_path):
+def test_deepspeed_zero1_one_and_two_processes_same_global_batch(tiny, tmp_path):
+    """The same global batch of 4 samples on 1 process (accumulation 4) and on 2 (accumulation 2): the
+    same optimizer steps with the same learning rates, and the same samples in every step (the same
+    loss and gradient norm, step by step)."""
     data = write_data(tmp_path / "train.parquet", conversations(48))
-    out, work = tmp_path / "kg_r1", tmp_path / ".work" / "kg_r1"
-    cfg = {**CPU, "nproc_per_node": 2, "learning_rate": 1e-2, "gradient_accumulation_steps": 2}
-    train_model(model=tiny, data=data, output=str(out), workdir=str(work), train_cfg=cfg, epochs=2,
-                log_path=str(tmp_path / "train.log"))
-    assert not work.exists()                     # work directory removed after the final rename
-    summary = json.loads((out / "train_summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["zero_stage"] == 1
-    assert summary["global_step"] == summary["optimizer_steps"] > 2 and summary["resumed_from_step"] is None
+    cfg = {**CPU, "global_batch_samples": 4, "learning_rate": 1e-2}
+    summaries, logs = {}, {}
+    for procs in (1, 2):
+        out, work = tmp_path / f"p{procs}" / "kg_r1", tmp_path / f"p{procs}" / ".work" / "kg_r1"
+        train_model(model=tiny, data=data, output=str(out), workdir=str(work),
+                    train_cfg={**cfg, "nproc_per_node": procs}, epochs=2, log_path=str(tmp_path / f"p{procs}.log"))
+        assert not work.exists()                     # work directory removed after the final rename
+        summaries[procs], logs[procs] = json.loads((out / "train_summary.json").read_text()), read_log(out / "trainer_log.jsonl")
+    assert [(s["world_size"], s["grad_accum"], s["samples_per_step"]) for s in summaries.values()] == [(1, 4, 4), (2, 2, 4)]
+    assert summaries[1]["global_step"] == summaries[2]["global_step"] == summaries[2]["optimizer_steps"] == 24
+    assert [r["learning_rate"] for r in logs[1]] == [r["learning_rate"] for r in logs[2]]
+    for key in ("loss", "grad_norm"):
+        assert [r[key] for r in logs[1]] == pytest.approx([r[key] for r in logs[2]], rel=1e-4)
+
+    summary, rows = summaries[2], logs[2]
+    assert summary["zero_stage"] == 1 and summary["resumed_from_step"] is None
     args = torch.load(out / "training_args.bin", weights_only=False)
     assert args.deepspeed.endswith("zero1.json") and args.world_size == 2
-    rows = read_log(out / "trainer_log.jsonl")
     assert [r["step"] for r in rows] == list(range(1, summary["global_step"] + 1))
     assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
     assert all(r["tokens_per_s"] > 0 and r["grad_norm"] > 0 for r in rows)
