@@ -46,6 +46,10 @@ class Plan:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def last_step_note(self) -> str:
+        left = self.samples % self.samples_per_step
+        return f" (the last one takes the remaining {left:,} samples)" if left else ""
+
     def describe(self) -> str:
         mem = self.memory_per_gpu_gib
         return "\n".join([
@@ -57,8 +61,7 @@ class Plan:
             f"  samples / step        {self.samples_per_step:,} = {self.per_device_batch} per micro-batch "
             f"({'packed, no padding' if self.packing else 'padded'}) x {self.grad_accum} accumulation "
             f"x {self.world_size} process(es)",
-            f"  steps / epoch         {self.steps_per_epoch:,} (the last one takes the remaining "
-            f"{self.samples - (self.steps_per_epoch - 1) * self.samples_per_step:,} samples)",
+            f"  steps / epoch         {self.steps_per_epoch:,}{self.last_step_note()}",
             f"  optimizer steps       {self.optimizer_steps:,}",
             f"  tokens / step         ~{self.tokens_per_step:,.0f} (mean; a micro-batch holds up to "
             f"{self.micro_batch_max_tokens:,})",
