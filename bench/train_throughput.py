@@ -1,13 +1,16 @@
-"""Training throughput of three ways to batch the same alpaca-like samples, in one run:
+"""Training throughput of three ways to batch the same alpaca-like samples, in one run. Every mode
+puts --batch SAMPLES in a micro-batch (culturalign.train's rule: an optimizer step is counted in samples,
+packing or not), so all modes take the same steps over the same samples and differ only in padding:
 
-- packed:     padding-free packs of up to --seq tokens, per-sample position ids (culturalign.packing)
-- dynamic:    consecutive samples padded to the longest in the batch, up to --seq padded tokens a batch
-- pad_to_max: one sample per batch padded to --seq tokens (the FastChat-era behaviour)
+- packed:     the micro-batch's samples end to end in one row, per-sample position ids, no padding
+              (culturalign.packing)
+- dynamic:    the samples padded to the longest of the micro-batch
+- pad_to_max: every sample padded to --seq tokens (the FastChat-era behaviour)
 
 Each step is a full training step (forward, backward, AdamW), gradient checkpointing on as in Table 1.
 Figures count real (non-padding) tokens only: tokens/s, MFU = 6 * N * tokens/s / device peak, and peak
 memory. Default: a randomly initialised ~1.2B Llama (Llama-3.2-1B shape) at sequence 4096 in bf16 on one
-GPU; --smoke: a tiny model on CPU in well under a minute. Writes bench/results/train_throughput.json.
+GPU; --smoke: a tiny model on CPU in about a minute. Writes bench/results/train_throughput.json.
 
     python bench/train_throughput.py            # GPU
     python bench/train_throughput.py --smoke    # CPU
@@ -28,7 +31,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from culturalign.chat import IGNORE_INDEX
-from culturalign.packing import flatten_collate, pack, pad_collate
+from culturalign.packing import flatten_collate, pad_collate, with_positions
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 A100_BF16_TFLOPS = 312.0
@@ -64,21 +67,12 @@ def samples_from(lengths: list[tuple[int, int]], vocab: int, seed: int) -> list[
     return samples
 
 
-def batches(mode: str, samples: list[dict], seq: int, pad_id: int) -> list[dict[str, torch.Tensor]]:
+def batches(mode: str, samples: list[dict], batch: int, seq: int, pad_id: int) -> list[dict[str, torch.Tensor]]:
+    """Consecutive micro-batches of `batch` samples, collated as `mode` says."""
+    groups = [samples[i:i + batch] for i in range(0, len(samples), batch)]
     if mode == "packed":
-        return [flatten_collate([p]) for p in pack(samples, seq)]
-    if mode == "pad_to_max":
-        return [pad_collate([s], pad_id, pad_to=seq) for s in samples]
-    # dynamic: consecutive samples padded to the batch's longest, as many as fit in seq padded tokens
-    # (the same per-step token envelope as a pack, so memory stays comparable)
-    out, current = [], []
-    for sample in samples:
-        longest = max([len(s["input_ids"]) for s in current + [sample]])
-        if current and longest * (len(current) + 1) > seq:
-            out.append(pad_collate(current, pad_id))
-            current = []
-        current.append(sample)
-    return out + ([pad_collate(current, pad_id)] if current else [])
+        return [flatten_collate(with_positions(g)) for g in groups]
+    return [pad_collate(g, pad_id, pad_to=seq if mode == "pad_to_max" else None) for g in groups]
 
 
 def peak_tflops(device: torch.device, override: float | None) -> float | None:
@@ -129,10 +123,13 @@ def measure(model, optimizer, batch_list, *, device, autocast, warmup: int, step
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny model on CPU, < 1 minute")
-    parser.add_argument("--seq", type=int, help="max length / pack size (default 4096; smoke 512)")
-    parser.add_argument("--steps", type=int, help="timed steps per mode (default 20; smoke 4)")
+    parser.add_argument("--smoke", action="store_true", help="tiny model on CPU, about a minute")
+    parser.add_argument("--seq", type=int, help="max length (default 4096; smoke 512)")
+    parser.add_argument("--batch", type=int, default=8, help="samples per micro-batch (per_device_train_batch_size)")
+    parser.add_argument("--steps", type=int, help="timed steps per mode (default 20; smoke 10)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds over all modes; each mode's median round is reported (a shared CPU is noisy)")
     parser.add_argument("--attn", default="sdpa", help="attn_implementation (sdpa, flash_attention_2, ...)")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: by GPU name)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_throughput.json"))
@@ -154,10 +151,17 @@ def main() -> None:
     lengths = alpaca_like_lengths(4000, seq, scale=0.125 if smoke else 1.0, seed=0)
     samples = samples_from(lengths, config.vocab_size, seed=0)
     peak = peak_tflops(device, opts.peak_tflops)
+    modes = ("packed", "dynamic", "pad_to_max")
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for _ in range(opts.repeats):   # modes interleaved, so a slow spell of the machine hits all of them
+        for mode in modes:
+            batch_list = batches(mode, samples, opts.batch, seq, pad_id=0)
+            runs[mode].append(measure(model, optimizer, batch_list, device=device, autocast=autocast,
+                                      warmup=opts.warmup, steps=steps))
     results = {}
-    for mode in ("packed", "dynamic", "pad_to_max"):
-        batch_list = batches(mode, samples, seq, pad_id=0)
-        r = measure(model, optimizer, batch_list, device=device, autocast=autocast, warmup=opts.warmup, steps=steps)
+    for mode in modes:
+        r = sorted(runs[mode], key=lambda run: run["seconds"])[len(runs[mode]) // 2]
+        r["seconds_all_repeats"] = [run["seconds"] for run in runs[mode]]
         r["achieved_tflops"] = round(6 * parameters * r["tokens_per_s"] / 1e12, 4)
         r["mfu"] = round(r["achieved_tflops"] / peak, 4) if peak else None
         results[mode] = r
@@ -176,7 +180,7 @@ def main() -> None:
     report = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "smoke": smoke, "model": {"parameters": parameters, **SIZES["smoke" if smoke else "1b"]},
-        "seq": seq, "dtype": "bf16 autocast" if device.type == "cuda" else "fp32", "attn_implementation": opts.attn,
+        "seq": seq, "samples_per_micro_batch": opts.batch, "dtype": "bf16 autocast" if device.type == "cuda" else "fp32", "attn_implementation": opts.attn,
         "gradient_checkpointing": True, "peak_tflops": peak,
         "length_distribution": {"samples": len(lengths), "mean_tokens": round(mean_tokens, 1),
                                 "max_tokens": max(t for _, t in lengths)},

@@ -1,11 +1,16 @@
-"""Padding-free packing: samples are concatenated into packs of at most max_length tokens, with
-position ids restarting at 0 for every sample, and no attention mask.
+"""Padding-free batching: the samples of one micro-batch are laid end to end in a single row, with
+position ids restarting at 0 for every sample and no attention mask.
 
-That is the input format transformers recognises as packed sequences (5.x, `masking_utils.
-find_packed_sequence_indices`): flash-attention kernels get per-sample cumulative lengths from the
-position ids, and sdpa/eager/flex get a block-diagonal causal mask built from them, so no token ever
-attends to another sample. The loss is the mean over trainable tokens either way, so a packed batch
-gives the same loss as the same samples padded (tests/test_packing.py).
+A micro-batch holds `per_device_train_batch_size` SAMPLES whether packing is on or off; packing only
+removes the padding (it does not fill a row up to max_length). So an optimizer step always sees
+per_device x gradient_accumulation x world_size samples, and packed and unpacked runs of the same data
+take the same number of optimizer steps with the same learning-rate schedule (tests/test_train.py).
+
+The row is the input format transformers recognises as packed sequences (5.x, `masking_utils.
+find_packed_sequence_indices`): flash-attention kernels get per-sample cumulative lengths (cu_seqlens)
+from the position ids, and sdpa/eager/flex get a block-diagonal causal mask built from them, so no
+token ever attends to another sample. The loss is the mean over trainable tokens either way, so a
+packed batch gives the same loss as the same samples padded (tests/test_packing.py).
 
 Pitfall (transformers 5.23): packed detection only runs without a KV cache. A model whose config has
 `use_cache=True` builds a DynamicCache even in training mode, and then sdpa/eager silently attend
@@ -20,32 +25,18 @@ import torch
 from culturalign.chat import IGNORE_INDEX
 
 
-def pack(samples: Sequence[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
-    """Greedy packing in the given order (the data is shuffled upstream; the Trainer shuffles packs).
+def with_positions(samples: Sequence[dict[str, list[int]]]) -> list[dict[str, list[int]]]:
+    """Samples ready to be laid end to end: per-sample position ids, and the first label ignored.
 
-    Each sample must already fit max_length (culturalign.chat truncates). The first label of every
-    sample is ignored: in a flat row the model would otherwise learn to predict a sample's first token
-    from the end of the previous one; unpacked training never uses that label either.
+    In a flat row the model would otherwise learn to predict a sample's first token from the end of
+    the previous sample; unpadded training never uses that label either (the loss shifts labels by one).
     """
-    packs: list[dict[str, list[int]]] = []
-    current = {"input_ids": [], "labels": [], "position_ids": []}
-    for sample in samples:
-        n = len(sample["input_ids"])
-        if n > max_length:
-            raise ValueError(f"sample of {n} tokens exceeds max_length {max_length}; truncate before packing")
-        if current["input_ids"] and len(current["input_ids"]) + n > max_length:
-            packs.append(current)
-            current = {"input_ids": [], "labels": [], "position_ids": []}
-        current["input_ids"] += sample["input_ids"]
-        current["labels"] += [IGNORE_INDEX] + sample["labels"][1:]
-        current["position_ids"] += list(range(n))
-    if current["input_ids"]:
-        packs.append(current)
-    return packs
+    return [{"input_ids": s["input_ids"], "labels": [IGNORE_INDEX] + s["labels"][1:],
+             "position_ids": list(range(len(s["input_ids"])))} for s in samples]
 
 
 def flatten_collate(features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-    """Packs (or single samples with position ids) -> one row of shape (1, total), no padding."""
+    """Samples with position ids -> one row of shape (1, total tokens), no padding."""
     def cat(key: str) -> torch.Tensor:
         return torch.tensor([t for f in features for t in f[key]], dtype=torch.long).unsqueeze(0)
 

@@ -27,10 +27,15 @@ class Plan:
     tokens_per_epoch: int
     trainable_tokens_per_epoch: int
     epochs: float
-    sequences_per_epoch: int          # packs when packing, samples otherwise
+    packing: bool
     world_size: int
+    per_device_batch: int             # samples per micro-batch, packed or not
+    grad_accum: int
+    samples_per_step: int             # per_device_batch x grad_accum x world_size
+    steps_per_epoch: int
     optimizer_steps: int
-    samples_per_step: float
+    tokens_per_step: float            # mean over an epoch (packing changes padding, not this)
+    micro_batch_max_tokens: int       # what the activation memory is sized for
     train_flops: float
     gpu_hours: float
     peak_tflops: float
@@ -41,6 +46,10 @@ class Plan:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def last_step_note(self) -> str:
+        left = self.samples % self.samples_per_step
+        return f" (the last one takes the remaining {left:,} samples)" if left else ""
+
     def describe(self) -> str:
         mem = self.memory_per_gpu_gib
         return "\n".join([
@@ -49,8 +58,13 @@ class Plan:
             f"  samples               {self.samples:,} kept, dropped {self.dropped or 'none'}, {self.truncated:,} truncated",
             f"  tokens / epoch        {self.tokens_per_epoch:,} ({self.trainable_tokens_per_epoch:,} trained on)",
             f"  epochs                {self.epochs:g}",
-            f"  sequences / epoch     {self.sequences_per_epoch:,} on {self.world_size} process(es)",
-            f"  optimizer steps       {self.optimizer_steps:,} (~{self.samples_per_step:,.1f} samples each)",
+            f"  samples / step        {self.samples_per_step:,} = {self.per_device_batch} per micro-batch "
+            f"({'packed, no padding' if self.packing else 'padded'}) x {self.grad_accum} accumulation "
+            f"x {self.world_size} process(es)",
+            f"  steps / epoch         {self.steps_per_epoch:,}{self.last_step_note()}",
+            f"  optimizer steps       {self.optimizer_steps:,}",
+            f"  tokens / step         ~{self.tokens_per_step:,.0f} (mean; a micro-batch holds up to "
+            f"{self.micro_batch_max_tokens:,})",
             f"  training FLOPs        {self.train_flops:.3e} (6 * N * tokens)",
             f"  estimated GPU-hours   {self.gpu_hours:,.2f} at {self.mfu:.0%} MFU of {self.peak_tflops:g} TFLOPs "
             "(H100 bf16 dense)",
@@ -93,24 +107,28 @@ def memory_per_gpu(parameters: int, config, *, world_size: int, zero_stage: int 
     return {k: round(v, 3) for k, v in parts.items()}
 
 
-def make_plan(*, model_dir: str, samples: list[dict], sequences: list[dict], dropped: dict[str, int],
-              truncated: int, epochs: float, world_size: int, per_device_batch: int, grad_accum: int,
-              zero_stage: int | None, max_length: int, gradient_checkpointing: bool, bf16: bool,
-              max_steps: int = -1, peak_tflops: float = H100_BF16_PEAK_TFLOPS, mfu: float = PLANNED_MFU) -> Plan:
+def make_plan(*, model_dir: str, samples: list[dict], dropped: dict[str, int], truncated: int, epochs: float,
+              packing: bool, world_size: int, per_device_batch: int, grad_accum: int, zero_stage: int | None,
+              max_length: int, gradient_checkpointing: bool, bf16: bool, max_steps: int = -1,
+              peak_tflops: float = H100_BF16_PEAK_TFLOPS, mfu: float = PLANNED_MFU) -> Plan:
     config = AutoConfig.from_pretrained(model_dir)
     parameters = count_parameters(model_dir)
     tokens = sum(len(s["input_ids"]) for s in samples)
     trainable = sum(sum(label != -100 for label in s["labels"]) for s in samples)
-    micro_batches = -(-len(sequences) // (per_device_batch * world_size))
-    steps_per_epoch = -(-micro_batches // grad_accum)   # the Trainer steps on a last partial accumulation
+    samples_per_step = per_device_batch * grad_accum * world_size
+    # ceil(ceil(n / (b * w)) / a) == ceil(n / (b * a * w)): the Trainer steps on a last partial
+    # accumulation, so the count depends on the global batch only, not on how it is split.
+    steps_per_epoch = -(-len(samples) // samples_per_step)
     steps = max_steps if max_steps > 0 else math.ceil(steps_per_epoch * epochs)
     epochs_run = steps / steps_per_epoch
     flops = 6.0 * parameters * tokens * epochs_run
     return Plan(
         parameters=parameters, samples=len(samples), dropped=dropped, truncated=truncated,
         tokens_per_epoch=tokens, trainable_tokens_per_epoch=trainable, epochs=round(epochs_run, 4),
-        sequences_per_epoch=len(sequences), world_size=world_size, optimizer_steps=steps,
-        samples_per_step=len(samples) / steps_per_epoch, train_flops=flops,
+        packing=packing, world_size=world_size, per_device_batch=per_device_batch, grad_accum=grad_accum,
+        samples_per_step=samples_per_step, steps_per_epoch=steps_per_epoch, optimizer_steps=steps,
+        tokens_per_step=round(tokens / steps_per_epoch, 1), micro_batch_max_tokens=per_device_batch * max_length,
+        train_flops=flops,
         gpu_hours=flops / (mfu * peak_tflops * 1e12) / 3600, peak_tflops=peak_tflops, mfu=mfu,
         zero_stage=zero_stage,
         memory_per_gpu_gib=memory_per_gpu(

@@ -3,12 +3,18 @@
 Two halves, so that the expensive, error-prone part runs once and before any GPU is touched:
 
 - `prepare(...)` runs in the launching process: validates the inputs (empty data, missing tokenizer,
-  max_length beyond the model's positions, bf16/tf32 on hardware without them), tokenises and packs
-  the data once, prints the plan, and writes everything the workers need into the work directory.
+  max_length beyond the model's positions, bf16/tf32 on hardware without them, a global batch that
+  does not split over the processes), tokenises the data once, prints the plan, and writes everything
+  the workers need into the work directory.
 - `python -m culturalign.train --args-json FILE` is the worker `torchrun` starts on every GPU: it loads
-  the packed data, trains, checkpoints into the work directory, resumes from the last complete
+  the tokenised data, trains, checkpoints into the work directory, resumes from the last complete
   checkpoint when rerun, and on success moves the finished model to its final directory in one rename
   (Snakemake deletes a failed job's outputs, so checkpoints never live inside the output).
+
+An optimizer step is counted in samples, as in the paper's Table 1 (1 per GPU x 4 accumulation x 32
+GPUs = 128): per_device_train_batch_size x gradient_accumulation_steps x world size, packing or not
+(culturalign.packing). `train.global_batch_samples` keeps that number fixed on any cluster shape by
+deriving the accumulation from it.
 
 Work directory layout (`results/models/.work/{model}/`): args.json, fingerprint.json, data.parquet,
 plan.json, trainer_log.jsonl, checkpoints/checkpoint-N/ (COMPLETE marks a fully written one), final/.
@@ -33,7 +39,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Train
 
 from culturalign.chat import tokenize_all
 from culturalign.io import InputError, read_json, write_json, write_parquet
-from culturalign.packing import flatten_collate, pack, pad_collate
+from culturalign.packing import flatten_collate, pad_collate, with_positions
 from culturalign.plan import make_plan
 
 log = logging.getLogger("culturalign.train")
@@ -70,6 +76,7 @@ OWN = {
     "max_length": 8192,
     "deepspeed": None,             # None: packaged ZeRO-1; "zero1"|"zero2"|"zero3"; a JSON path; False: off
     "attn_implementation": "sdpa",
+    "global_batch_samples": None,  # None: per_device x accumulation x world size; else accumulation derived
 }
 # Set by the workflow, never by the config.
 RESERVED = {"output_dir": "the work directory is derived from the model name",
@@ -82,6 +89,26 @@ def own_options(train_cfg: dict) -> dict[str, Any]:
     if own["nproc_per_node"] == "auto":
         own["nproc_per_node"] = max(1, torch.cuda.device_count())
     return own
+
+
+def resolve_batch(train_cfg: dict, world_size: int) -> dict:
+    """The config with gradient_accumulation_steps derived from train.global_batch_samples (when set),
+    so that the samples per optimizer step do not change with the number of GPUs."""
+    total = train_cfg.get("global_batch_samples")
+    if total is None:
+        return dict(train_cfg)
+    per_device = train_cfg.get("per_device_train_batch_size", TABLE1["per_device_train_batch_size"])
+    per_step = per_device * world_size
+    if total % per_step:
+        raise ValueError(f"config train.global_batch_samples {total} is not a multiple of "
+                         f"per_device_train_batch_size {per_device} x world size {world_size} = {per_step}")
+    accum = total // per_step
+    given = train_cfg.get("gradient_accumulation_steps")
+    if given is not None and given != accum:
+        raise ValueError(f"config train.gradient_accumulation_steps {given} contradicts train.global_batch_samples "
+                         f"{total} = {per_device} per device x {world_size} processes x {accum} accumulation; "
+                         "set only one of them")
+    return {**train_cfg, "gradient_accumulation_steps": accum}
 
 
 def deepspeed_config(choice: Any) -> str | None:
@@ -152,8 +179,11 @@ def fingerprint(model_dir: str, data_path: str, train_cfg: dict, epochs: float) 
 
 
 def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict, epochs: float) -> str:
-    """Validate, tokenise, pack, print the plan; returns the args JSON path the workers read."""
+    """Validate, tokenise, print the plan; returns the args JSON path the workers read."""
     own = own_options(train_cfg)
+    world = own["nodes"] * own["nproc_per_node"]
+    # The workers read the resolved config: nproc_per_node "auto" and the derived accumulation fixed here.
+    train_cfg = {**resolve_batch(train_cfg, world), "nproc_per_node": own["nproc_per_node"]}
     work = Path(workdir)
     kwargs = training_kwargs(train_cfg, epochs, str(work / "checkpoints"))
     check_hardware(kwargs)
@@ -174,13 +204,12 @@ def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict
     tokenized = tokenize_all(tokenizer, conversations, own["max_length"])
     if not tokenized.samples:
         raise InputError(data, f"no sample has a trainable token after formatting (dropped: {tokenized.dropped})")
-    sequences = pack(tokenized.samples, own["max_length"]) if own["packing"] else tokenized.samples
-    write_parquet(pl.DataFrame(sequences), work / "data.parquet")
+    rows = with_positions(tokenized.samples) if own["packing"] else tokenized.samples
+    write_parquet(pl.DataFrame(rows), work / "data.parquet")
 
-    world = own["nodes"] * own["nproc_per_node"]
     plan = make_plan(
-        model_dir=model, samples=tokenized.samples, sequences=sequences, dropped=tokenized.dropped,
-        truncated=tokenized.truncated, epochs=epochs, world_size=world,
+        model_dir=model, samples=tokenized.samples, dropped=tokenized.dropped, truncated=tokenized.truncated,
+        epochs=epochs, packing=own["packing"], world_size=world,
         per_device_batch=kwargs["per_device_train_batch_size"], grad_accum=kwargs["gradient_accumulation_steps"],
         zero_stage=zero_stage(kwargs["deepspeed"]), max_length=own["max_length"],
         gradient_checkpointing=kwargs["gradient_checkpointing"], bf16=kwargs["bf16"],
@@ -197,7 +226,9 @@ def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict
 # ----------------------------------------------------------------------------------------- worker
 
 
-class PackedData(torch.utils.data.Dataset):
+class TokenizedData(torch.utils.data.Dataset):
+    """One sample a row (with position ids when packing); the collator makes the micro-batch."""
+
     def __init__(self, path: Path):
         self.frame = pl.read_parquet(path)
 
@@ -268,22 +299,32 @@ def finalize(work: Path, output: Path, summary: dict) -> None:
     shutil.rmtree(work)
 
 
-def run_worker(args: dict) -> None:
+def build_trainer(args: dict, callbacks: list[TrainerCallback]) -> Trainer:
+    """The Trainer a worker runs: the model, the tokenised data of prepare(), and the collator that makes
+    a micro-batch of per_device_train_batch_size samples (laid end to end when packing, else padded)."""
     own = own_options(args["train"])
-    work, output = Path(args["workdir"]), Path(args["output"])
-    checkpoints = work / "checkpoints"
+    work = Path(args["workdir"])
     # TrainingArguments first: it initialises the process group and DeepSpeed (ZeRO-3 needs it before loading).
-    training_args = TrainingArguments(**training_kwargs(args["train"], args["epochs"], str(checkpoints)))
+    training_args = TrainingArguments(**training_kwargs(args["train"], args["epochs"], str(work / "checkpoints")))
+    planned = own["nodes"] * own["nproc_per_node"]
+    if training_args.world_size != planned:
+        # The samples per optimizer step (and so the number of steps) would silently differ from the plan.
+        raise RuntimeError(f"planned for {planned} processes (train.nodes x train.nproc_per_node) but "
+                           f"{training_args.world_size} are running")
     tokenizer = load_tokenizer(args["model"])
     model = AutoModelForCausalLM.from_pretrained(args["model"], dtype=torch.float32,
                                                  attn_implementation=own["attn_implementation"])
     # Without a KV cache transformers detects packed sequences from position_ids (culturalign.packing).
     model.config.use_cache = False
     collator = flatten_collate if own["packing"] else lambda f: pad_collate(f, tokenizer.pad_token_id)
-    trainer = Trainer(model=model, args=training_args, train_dataset=PackedData(work / "data.parquet"),
-                      data_collator=collator, processing_class=tokenizer,
-                      callbacks=[JsonlLog(work / "trainer_log.jsonl"), MarkComplete()])
+    return Trainer(model=model, args=training_args, train_dataset=TokenizedData(work / "data.parquet"),
+                   data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
 
+
+def run_worker(args: dict) -> None:
+    work, output = Path(args["workdir"]), Path(args["output"])
+    checkpoints = work / "checkpoints"
+    trainer = build_trainer(args, [JsonlLog(work / "trainer_log.jsonl"), MarkComplete()])
     resume = last_complete_checkpoint(checkpoints) if checkpoints.is_dir() else None
     resumed_step = read_json(resume / "trainer_state.json")["global_step"] if resume else None
     if resume:
@@ -292,7 +333,7 @@ def run_worker(args: dict) -> None:
             trim_log(work / "trainer_log.jsonl", resumed_step)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    model.config.use_cache = True   # the saved model generates with a cache
+    trainer.model.config.use_cache = True   # the saved model generates with a cache
     trainer.save_model(str(work / "final"))
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():

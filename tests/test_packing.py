@@ -1,4 +1,5 @@
-"""Packing: packed and unpacked batches give the same loss and logits (no attention across samples)."""
+"""Packing: a micro-batch of samples laid end to end gives the same loss and logits as the same samples
+padded (no attention across samples)."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from culturalign.chat import IGNORE_INDEX, tokenize_all
+<<<<<<< HEAD
 from culturalign.packing import flatten_collate, pack, pad_collate
+=======
+from culturalign.packing import flatten_collate, pad_collate, with_positions
+from tiny_model import make_tiny
+>>>>>>> train
 
 CONVERSATIONS = [
     [{"role": "user", "content": "中国的首都是哪里？"}, {"role": "assistant", "content": "北京。"}],
@@ -24,16 +30,15 @@ def tiny(tiny_model):
     return AutoTokenizer.from_pretrained(tiny_model), tiny_model
 
 
-def test_pack_layout():
+def test_packed_layout():
     samples = [{"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}, {"input_ids": [4, 5], "labels": [4, 5]},
                {"input_ids": [6, 7, 8, 9], "labels": [-100, -100, 8, 9]}]
-    packs = pack(samples, max_length=5)
-    assert packs == [
-        {"input_ids": [1, 2, 3, 4, 5], "labels": [-100, 2, 3, -100, 5], "position_ids": [0, 1, 2, 0, 1]},
-        {"input_ids": [6, 7, 8, 9], "labels": [-100, -100, 8, 9], "position_ids": [0, 1, 2, 3]},
-    ]
-    with pytest.raises(ValueError, match="exceeds max_length 3"):
-        pack(samples, max_length=3)
+    rows = with_positions(samples)
+    assert rows[1] == {"input_ids": [4, 5], "labels": [-100, 5], "position_ids": [0, 1]}
+    batch = flatten_collate(rows)   # every sample of the micro-batch, however long: no filling to a length
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, 7, 8, 9]]
+    assert batch["labels"].tolist() == [[-100, 2, 3, -100, 5, -100, -100, 8, 9]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2, 3]]
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -44,13 +49,11 @@ def test_packed_equals_unpacked(tiny, attn):
     model.config.use_cache = False  # as in training: packed sequences are only detected without a cache
     samples = tokenize_all(tokenizer, CONVERSATIONS, max_length=256).samples
     lengths = [len(s["input_ids"]) for s in samples]
-    packs = pack(samples, max_length=max(lengths) + 20)
-    assert 1 < len(packs) < len(samples)  # several samples share a pack
 
     with torch.no_grad():
         padded_batch = pad_collate(samples, tokenizer.pad_token_id)
         padded = model(**padded_batch)
-        flat_batch = flatten_collate(packs)
+        flat_batch = flatten_collate(with_positions(samples))
         flat = model(**flat_batch)
     torch.testing.assert_close(flat.loss, padded.loss, rtol=1e-4, atol=0)
     # Per-sample logits match too: attention is isolated within each sample of a pack.
@@ -61,7 +64,7 @@ def test_packed_equals_unpacked(tiny, attn):
     with torch.no_grad():
         no_positions = model(input_ids=flat_batch["input_ids"], labels=flat_batch["labels"])
         with_cache = model(**flat_batch, use_cache=True)
-    second = slice(offsets[1].item(), offsets[2].item())  # sample 1 follows sample 0 in the first pack
+    second = slice(offsets[1].item(), offsets[2].item())  # sample 1 follows sample 0 in the row
     assert flat_batch["position_ids"][0, second.start] == 0
     for leaky in (no_positions, with_cache):
         assert (leaky.logits[0, second] - flat.logits[0, second]).abs().max() > 1e-2
