@@ -14,8 +14,17 @@ look across rows (contamination, exact and near duplicates) on the rows still al
   low_cjk_share     CJK characters / non-space characters of the conversation < cjk.min_share
   english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path)
   contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
-  exact_duplicate   same normalised conversation as an earlier row (the first one is kept)
-  near_duplicate    MinHash near duplicate of an earlier row (culturalign/dedup.py)
+  exact_duplicate   same dedup key as an earlier row (the first one is kept)
+  near_duplicate    MinHash near duplicate of an earlier row's dedup key (culturalign/dedup.py)
+
+HTML entities (`html_entities: true`): machine-translated sets scraped from the web carry &lt; &gt;
+&quot; &#39; &amp;lt; in every field; they are unescaped in every turn before anything else (so they
+neither lower the CJK share nor hide duplicates) and the rows changed are counted (`normalized`).
+
+Dedup key: the conversation after normalisation, NFKC, lower case, with all punctuation (full- and
+half-width: 。！，, “” 《》 ...) and whitespace removed, turns separated by U+0001. Machine translation
+and scraping vary exactly these (。 vs ！ at the end, ， vs ,), which leaves two copies of one row far
+apart in character n-grams; on the key they are the same text, or nearly.
 
 Normalisation (`normalize: true`): NFKC, except the Chinese full-width punctuation ，！？：；（）～ and
 the ellipsis … which NFKC would turn into ASCII , ! ? : ; ( ) ~ ... (CJK punctuation such as 。、「」《》“”
@@ -28,9 +37,14 @@ the very characters that betray it.
 """
 from __future__ import annotations
 
+import html
+import json
+import logging
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 import yaml
@@ -38,9 +52,13 @@ import yaml
 from culturalign import io
 from culturalign.decontam import contaminated
 from culturalign.dedup import near_duplicates
+from culturalign.mix import stratified_sample
 from culturalign.workflow import deep_merge, package_data
 
+log = logging.getLogger(__name__)
+
 DEFAULTS: dict = {
+    "html_entities": True,
     "normalize": True,
     "to_simplified": False,
     "mojibake": True,
@@ -48,7 +66,7 @@ DEFAULTS: dict = {
     "cjk": {"enabled": True, "min_share": 0.3},
     "english_context": {"enabled": True, "rules": None},
     "exact_dedup": True,
-    "near_dedup": {"enabled": True, "threshold": 0.85, "ngram": 5, "num_perm": 128, "seed": 1},
+    "near_dedup": {"enabled": True, "threshold": 0.7, "ngram": 5, "num_perm": 128, "seed": 1},
     "decontaminate": {"enabled": True, "ngram": 8, "threshold": 0.5},
 }
 
@@ -66,6 +84,13 @@ MOJIBAKE = (r"\x{FFFD}|锟斤拷|烫烫烫|屯屯屯"
             rf"|[\x{{E0}}-\x{{EF}}]{_CONT}{{2}}")  # a 3-byte one (every Chinese character): ä¸­, â€™
 # Everything but ideographs, CJK punctuation and full-width forms: deleting its runs leaves the CJK characters.
 NOT_CJK = r"[^\p{Han}\x{3000}-\x{303F}\x{FF00}-\x{FFEF}]+"
+
+# A named (&lt;), decimal (&#39;) or hexadecimal (&#x27;) character reference, always with its ';'
+# (html.unescape alone would also turn "&copy=2" inside a URL into "©=2").
+ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+_ENTITY_RE = re.compile(ENTITY)
+_KEY_DROP = r"[\p{P}\s]+"  # punctuation (any width) and whitespace: not part of the dedup key
+_TURN_SEP = "\x01"
 
 CONTENT = pl.element().struct.field("content")
 ROLE = pl.element().struct.field("role")
@@ -93,6 +118,43 @@ def normalize_text(text: pl.Expr) -> pl.Expr:
 def _t2s():
     from opencc import OpenCC  # imported only when the conversion is switched on
     return OpenCC("t2s")
+
+
+def unescape_html(text: str) -> str:
+    """Text with its character references replaced, repeatedly: scraped data is often escaped twice
+    (&amp;lt; -> &lt; -> <). Unknown names (&foo;) stay as they are."""
+    for _ in range(3):
+        new = _ENTITY_RE.sub(lambda m: html.unescape(m[0]), text)
+        if new == text:
+            break
+        text = new
+    return text
+
+
+def unescape_entities(messages: pl.Series) -> tuple[pl.Series, int]:
+    """(messages with HTML entities unescaped in every turn, number of rows that changed).
+
+    Only rows with an entity go through Python (html.unescape has no vectorised form); on translated
+    alpaca data that is a few percent of the rows.
+    """
+    candidates = pl.select(messages.list.eval(CONTENT.str.contains(ENTITY)).list.any()).to_series().fill_null(False)
+    index = candidates.arg_true()
+    if index.is_empty():
+        return messages, 0
+    changed, values = 0, [None] * len(messages)  # null where nothing changes: coalesced with the input
+    for i, turns in zip(index.to_list(), messages.gather(index).to_list()):
+        new = [{**turn, "content": unescape_html(turn["content"]) if turn["content"] else turn["content"]}
+               for turn in turns]
+        changed += new != turns
+        values[i] = new
+    replaced = pl.Series(messages.name, values, dtype=messages.dtype)
+    return pl.select(pl.coalesce(replaced, messages)).to_series(), changed
+
+
+def dedup_key(messages: pl.Expr) -> pl.Expr:
+    """The key exact and near dedup compare (module doc): punctuation, whitespace and case folded."""
+    folded = CONTENT.str.normalize("NFKC").str.to_lowercase().str.replace_all(_KEY_DROP, "")
+    return messages.list.eval(folded).list.join(_TURN_SEP)
 
 
 def _map_content(messages: pl.Expr, fn) -> pl.Expr:
@@ -177,6 +239,7 @@ def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
                 | ~pl.col("clean").list.eval(ROLE == "assistant").list.any(),
                 prompt=_joined(pl.col("clean"), "user"),
                 text=_joined(pl.col("clean"), None),
+                key=dedup_key(pl.col("clean")),
                 prompt_chars=_chars(pl.col("clean"), "user"),
                 answer_chars=_chars(pl.col("clean"), "assistant")))
 
@@ -213,32 +276,89 @@ def reasons(cfg: dict, *, decontaminate: bool = True) -> list[str]:
     return names
 
 
+class Cleaned(NamedTuple):
+    kept: pl.DataFrame      # SCHEMA, messages normalised
+    rejected: pl.DataFrame  # REJECTED_SCHEMA, messages as they came in (for the reviewer)
+    dropped: dict[str, int]  # {reason: count}
+    notes: dict             # for stats.json: {"normalized": {"html_entities": rows}, "sample": {...} if sampled}
+
+
+def meta_field(meta: pl.Expr, field: str) -> pl.Expr:
+    """One top-level field of the JSON `meta` column, as a string (null where absent)."""
+    return meta.str.json_path_match("$." + field if re.fullmatch(r"[A-Za-z_]\w*", field) else f"$['{field}']")
+
+
+def _keys(meta: str | None) -> list[str]:
+    try:
+        value = json.loads(meta or "{}")
+    except ValueError:
+        return []
+    return list(value) if isinstance(value, dict) else []
+
+
+def sample_rows(kept: pl.DataFrame, sample: dict, source: str) -> tuple[pl.Series, dict]:
+    """(mask of the kept rows taken, the `sample` note for stats.json) for a source's
+    `sample: {n, stratify_by, seed}` (DESIGN.md): n rows, each stratum of the meta field
+    `stratify_by` keeping its share (culturalign.mix.stratified_sample)."""
+    n, seed, field = int(sample["n"]), int(sample.get("seed", 0)), sample.get("stratify_by")
+    strata = None
+    if field:
+        strata = kept.select(meta_field(pl.col("meta"), field)).to_series()
+        if kept.height and strata.null_count() == kept.height:
+            fields = sorted({key for meta in kept["meta"].head(1000).to_list() for key in _keys(meta)})
+            raise io.InputError(f"source '{source}'", f"sample.stratify_by: no row has the meta field "
+                                f"{field!r} (meta fields: {', '.join(fields) or 'none'})", field="sample.stratify_by")
+    note = {"n": n, "seed": seed, "stratify_by": field}
+    if n >= kept.height:
+        note["warning"] = f"sample.n = {n} is not less than the {kept.height} cleaned rows: all kept"
+        log.warning("source %s: %s", source, note["warning"])
+    taken = stratified_sample(kept, n, seed, strata)
+    if strata is not None:
+        counts = pl.DataFrame({"s": strata.fill_null("(missing)"), "t": taken}).group_by("s").agg(
+            rows=pl.len(), taken=pl.col("t").sum()).sort("s")
+        note["strata"] = {s: {"rows": r, "taken": t} for s, r, t in counts.iter_rows()}
+    return taken, note
+
+
 def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[str] | tuple[str, ...] = (),
-                human_rejected: frozenset[str] | set[str] = frozenset()
-                ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """(kept rows [SCHEMA, normalised], dropped rows [REJECTED_SCHEMA, as they came in], {reason: count}).
+                human_rejected: frozenset[str] | set[str] = frozenset(), sample: dict | None = None) -> Cleaned:
+    """Kept rows, dropped rows with their reason, {reason: count} and notes (see `Cleaned`).
 
     `dropped` has a count, zero included, for every reason the enabled filters can give, in filter
-    order; decontamination runs only when `eval_questions` is non-empty.
+    order (then `sampled_out` when `sample` is given); decontamination runs only when
+    `eval_questions` is non-empty. `sample` (a source's `sample:` entry) is applied to the rows
+    that survive every filter; the rows not taken are dropped as `sampled_out`.
     """
     cfg = resolve(cfg)
-    work = _features(rows.select(list(io.SCHEMA)), cfg)
+    rows = rows.select(list(io.SCHEMA))
+    normalized = {"html_entities": 0}
+    raw = rows["messages"]
+    if cfg["html_entities"]:
+        unescaped, normalized["html_entities"] = unescape_entities(raw)
+        rows = rows.with_columns(messages=unescaped)
+    work = _features(rows, cfg).with_columns(raw=raw)
     work = work.with_columns(drop_reason=_first_reason(_row_checks(cfg, human_rejected)))
     decon = cfg["decontaminate"]
     if decon["enabled"] and eval_questions:
         work = _mark(work, "contaminated", lambda alive: contaminated(
             alive["prompt"].to_list(), list(eval_questions), decon["ngram"], decon["threshold"]))
     if cfg["exact_dedup"]:
-        work = _mark(work, "exact_duplicate", lambda alive: ~alive["text"].is_first_distinct())
+        work = _mark(work, "exact_duplicate", lambda alive: ~alive["key"].is_first_distinct())
     near = cfg["near_dedup"]
     if near["enabled"]:
         work = _mark(work, "near_duplicate", lambda alive: near_duplicates(
-            alive["text"].to_list(), threshold=near["threshold"], ngram=near["ngram"],
+            alive["key"].to_list(), threshold=near["threshold"], ngram=near["ngram"],
             num_perm=near["num_perm"], seed=near["seed"]))
+    notes: dict = {"normalized": normalized}
+    if sample:
+        source = rows["source"][0] if rows.height else "?"
+        taken, notes["sample"] = sample_rows(work.filter(pl.col("drop_reason").is_null()), sample, source)
+        work = _mark(work, "sampled_out", lambda alive: ~taken)
     kept = work.filter(pl.col("drop_reason").is_null()).select(
         "id", "source", pl.col("clean").alias("messages"), "meta").cast(io.SCHEMA)
-    rejected = work.filter(pl.col("drop_reason").is_not_null()).select(list(io.REJECTED_SCHEMA)).cast(
-        io.REJECTED_SCHEMA)
+    rejected = work.filter(pl.col("drop_reason").is_not_null()).select(
+        "id", "source", pl.col("raw").alias("messages"), "meta", "drop_reason").cast(io.REJECTED_SCHEMA)
     counts = dict(rejected["drop_reason"].value_counts().iter_rows())
-    dropped = {reason: counts.get(reason, 0) for reason in reasons(cfg, decontaminate=bool(eval_questions))}
-    return kept, rejected, dropped
+    names = reasons(cfg, decontaminate=bool(eval_questions)) + (["sampled_out"] if sample else [])
+    return Cleaned(kept, rejected, {reason: counts.get(reason, 0) for reason in names}, notes)
+

@@ -175,7 +175,7 @@ def _cluster_roots(n: int, pairs: np.ndarray) -> np.ndarray:
         labels = new
 
 
-def near_duplicates(texts: Sequence[str], *, threshold: float = 0.85, ngram: int = 5, num_perm: int = 128,
+def near_duplicates(texts: Sequence[str], *, threshold: float = 0.7, ngram: int = 5, num_perm: int = 128,
                     seed: int = 1) -> np.ndarray:
     """Boolean mask: True for each text that is a near duplicate of an earlier text.
 

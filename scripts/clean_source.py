@@ -35,7 +35,8 @@ if cfg.get("decontaminate", {}).get("enabled", True):
         questions += load_questions(eval_set["path"], eval_set.get("format"))
     log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
 
-kept, rejected, dropped = clean_frame(rows, cfg, eval_questions=questions, human_rejected=human_rejected)
+kept, rejected, dropped, notes = clean_frame(rows, cfg, eval_questions=questions, human_rejected=human_rejected,
+                                           sample=params.get("sample"))
 
 refined = 0
 if params.refine.get("enabled"):
@@ -48,7 +49,7 @@ reader_counts = dict(reader_rejected["drop_reason"].value_counts(sort=True).iter
 dropped = {**reader_counts, **{r: dropped[r] + reader_counts.get(r, 0) for r in dropped}}
 all_rejected = pl.concat([reader_rejected.select(list(io.REJECTED_SCHEMA)).cast(io.REJECTED_SCHEMA), rejected])
 stats = {"source": name, "rows_in": rows.height + reader_rejected.height, "rows_kept": kept.height,
-         "rows_rejected": all_rejected.height, "dropped": dropped, "refined": refined}
+         "rows_rejected": all_rejected.height, "dropped": dropped, "refined": refined, **notes}
 assert stats["rows_in"] == stats["rows_kept"] + stats["rows_rejected"] == kept.height + sum(dropped.values()), stats
 
 io.write_parquet(kept, snakemake.output.clean)
