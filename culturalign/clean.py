@@ -166,8 +166,27 @@ def to_simplified(text: pl.Expr) -> pl.Expr:
     return text.map_elements(_t2s().convert, return_dtype=pl.String, skip_nulls=True)
 
 
-def load_rules(path: str | os.PathLike | None) -> str:
-    """The English-context rules file as ONE case-insensitive alternation of its patterns."""
+class Rule(NamedTuple):
+    """One English-context rule: the prompt matches `pattern` and not `unless` (both case-insensitive)."""
+    pattern: str
+    unless: str | None
+    why: str
+
+
+def _regex(path: str | os.PathLike, value: object, index: int, field: str, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise io.InputError(path, f"each rule needs a non-empty string '{field}'", record=index, field=field)
+    try:  # polars' own regex engine decides what is valid, not Python's re
+        pl.Series([""]).str.contains(value)
+    except pl.exceptions.ComputeError as err:
+        raise io.InputError(path, f"invalid regular expression: {err}", record=index, field=field) from err
+    return "(?i)" + value
+
+
+def load_rules(path: str | os.PathLike | None) -> tuple[Rule, ...]:
+    """The rules of an English-context rules file (default: the packaged one), checked."""
     path = path or package_data("english_context.yaml")
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -176,17 +195,23 @@ def load_rules(path: str | os.PathLike | None) -> str:
     rules = data.get("rules") if isinstance(data, dict) else None
     if not isinstance(rules, list) or not rules:
         raise io.InputError(path, "expected a non-empty list under 'rules:'", field="rules")
-    patterns = []
+    loaded = []
     for index, rule in enumerate(rules):
-        pattern = rule.get("pattern") if isinstance(rule, dict) else None
-        if not isinstance(pattern, str) or not pattern:
-            raise io.InputError(path, "each rule needs a non-empty string 'pattern'", record=index, field="pattern")
-        try:  # polars' own regex engine decides what is valid, not Python's re
-            pl.Series([""]).str.contains(pattern)
-        except pl.exceptions.ComputeError as err:
-            raise io.InputError(path, f"invalid regular expression: {err}", record=index, field="pattern") from err
-        patterns.append(f"(?:{pattern})")
-    return "(?i)" + "|".join(patterns)
+        rule = rule if isinstance(rule, dict) else {}
+        loaded.append(Rule(_regex(path, rule.get("pattern"), index, "pattern", True),
+                           _regex(path, rule.get("unless"), index, "unless", False), str(rule.get("why", ""))))
+    return tuple(loaded)
+
+
+def rule_hits(text: pl.Expr, rules: tuple[Rule, ...]) -> list[pl.Expr]:
+    """One boolean expression per rule: does it fire on `text`."""
+    return [text.str.contains(r.pattern) & (pl.lit(True) if r.unless is None else ~text.str.contains(r.unless))
+            for r in rules]
+
+
+def english_context(text: pl.Expr, rules_path: str | os.PathLike | None) -> pl.Expr:
+    """True where some rule of the rules file fires on `text` (a prompt)."""
+    return pl.any_horizontal(rule_hits(text, load_rules(rules_path)))
 
 
 def _joined(messages: pl.Expr, role: str | None) -> pl.Expr:
@@ -216,7 +241,7 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tu
         checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
     english = cfg["english_context"]
     if english["enabled"]:
-        checks.append(("english_context", pl.col("prompt").str.contains(load_rules(english["rules"]))))
+        checks.append(("english_context", english_context(pl.col("prompt"), english["rules"])))
     return checks
 
 

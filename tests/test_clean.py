@@ -188,10 +188,21 @@ def test_english_context_custom_rules_file(tmp_path):
     assert outcome(rows, cfg) == (["r1", "r3"], {"r0": "english_context", "r2": "english_context"})
 
 
+def test_english_context_rule_with_unless(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - pattern: '押韵'\n    unless: '诗|歌'\n    why: rhymes of words\n", encoding="utf-8")
+    cfg = only(english_context={"enabled": True, "rules": str(rules)})
+    rows = [conv(0, "找一个与 cat 押韵的词"), conv(1, "写一首押韵的诗"), conv(2, "押韵的儿歌")]
+    assert outcome(rows, cfg) == (["r1", "r2"], {"r0": "english_context"})
+
+
 def test_english_context_rules_errors_name_the_rule(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - pattern: 'ok'\n  - pattern: '(unclosed'\n", encoding="utf-8")
     with pytest.raises(io.InputError, match=r"bad\.yaml, record 1, field 'pattern': invalid regular expression"):
+        load_rules(bad)
+    bad.write_text("rules:\n  - pattern: 'ok'\n    unless: '[z-a]'\n", encoding="utf-8")
+    with pytest.raises(io.InputError, match=r"record 0, field 'unless': invalid regular expression"):
         load_rules(bad)
     bad.write_text("patterns: []\n", encoding="utf-8")
     with pytest.raises(io.InputError, match="field 'rules'"):
