@@ -10,9 +10,13 @@ look across rows (contamination, exact and near duplicates) on the rows still al
   empty_turn        no messages, no user or no assistant turn, or a user/assistant turn that is empty
   mojibake          U+FFFD, 锟斤拷/烫烫烫, or UTF-8 read as Latin-1/cp1252 (Ã©, â€™, ä¸­æ–‡)
   too_short_prompt / too_long_prompt / too_short_answer / too_long_answer
-                    characters of all user turns (prompt) / all assistant turns (answer)
+                    characters of all user turns (prompt) / all assistant turns (answer); a short
+                    answer that is right for its task is kept (SHORT_ANSWER_FITS: a number for a
+                    calculation, yes/no for a yes/no question, a label for a classification or a
+                    choice, a name for an extraction)
   low_cjk_share     CJK characters / non-space characters of the conversation < cjk.min_share
   english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path)
+  translated_code   code whose keywords were machine-translated (导入 numpy 为 np, 定义 f(x): 返回 x)
   contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
   exact_duplicate   same dedup key as an earlier row (the first one is kept)
   near_duplicate    MinHash near duplicate of an earlier row's dedup key (culturalign/dedup.py)
@@ -65,6 +69,7 @@ DEFAULTS: dict = {
     "length": {"enabled": True, "min_prompt": 2, "max_prompt": 4000, "min_answer": 2, "max_answer": 8000},
     "cjk": {"enabled": True, "min_share": 0.3},
     "english_context": {"enabled": True, "rules": None},
+    "translated_code": True,
     "exact_dedup": True,
     "near_dedup": {"enabled": True, "threshold": 0.7, "ngram": 5, "num_perm": 128, "seed": 1},
     "decontaminate": {"enabled": True, "ngram": 8, "threshold": 0.5},
@@ -91,6 +96,37 @@ ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 _ENTITY_RE = re.compile(ENTITY)
 _KEY_DROP = r"[\p{P}\s]+"  # punctuation (any width) and whitespace: not part of the dedup key
 _TURN_SEP = "\x01"
+
+# Code whose keywords a machine translator turned into Chinese. Each pattern needs code structure around
+# the Chinese keyword (an identifier, brackets, a line ending in a colon), so prose such as "该函数返回
+# 列表的长度" or "如果下雨，我们就不去了" does not match. Matched line by line ((?m): ^ and $ at line ends).
+TRANSLATED_CODE = "(?m)" + "|".join([
+    r"(?:^|[\s，。;；])(将|把)\s*[A-Za-z_][\w.]*\s*导入为\s*[A-Za-z_]",              # 将 numpy 导入为 np
+    r"^[ \t]*(导入|import)\s+[A-Za-z_][\w.]*\s+(为|作为)\s+[A-Za-z_]\w*",       # 导入 numpy 为 np
+    r"(^[ \t]*|[A-Za-z_0-9]\s+)(从|from)\s+[A-Za-z_][\w.]*\s+(导入|进口)\s+[A-Za-z_*]",  # 从 sklearn.svm 导入 SVC
+    r"^[ \t]*定义\s+[A-Za-z_]\w*\s*\([^()\n]*\)\s*[:：]",                    # 定义 add_two(x):
+    r"^[ \t]*(返回|打印)\s*[A-Za-z0-9_(\[\"'][^\n\p{Han}]*$",                          # 返回 x + 2  /  打印("hi")
+    r"^[ \t]*(如果|否则如果|而|当)\s+[^\n\p{Han}]+[:：][ \t]*$",                  # 如果 x > 0:
+    r"^[ \t]*否则\s*[:：][ \t]*$",                                                # else:
+    r"^[ \t]*对于\s+[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*\s+(在|中|于)\s+[^\n]*[:：][ \t]*$",  # 对于 i 在 range(10):
+    r"^[ \t]*(类|班级)\s+[A-Za-z_]\w*\s*(\([^()\n]*\))?\s*[:：][ \t]*$",      # 类 Dog(Animal):
+    r"^[ \t]*(函数|常量|让|变量)\s+[A-Za-z_]\w*\s*(\(|=)",                      # 函数 f(x) {  常量 x = 1
+    r"公共\s+(静态\s+)?(无效|类|空)\s",                                              # public static void
+    r"[A-Za-z_]\w*\.(附加|追加|长度|拆分|分裂|加入|格式|替换|排序|打印)\s*\(",            # lst.附加(x)
+])
+
+# Short answers that are complete for their task: (answer shape, what the prompt must ask). The answer
+# is the whole assistant text; prompts that ask for writing or explaining never get a short answer.
+_WORDS = r"^[\p{Han}A-Za-z0-9·]+[。.!！]?$"
+SHORT_ANSWER_FITS = [
+    (r"^[-+−]?[0-9]+([.,/][0-9]+)*\s*(%|[\p{Han}A-Za-z]{0,2})[。.]?$",
+     r"[0-9]|计算|等于|多少|几|求|算|总和|总数|平均|乘|除|加|减|得数"),
+    (r"(?i)^(是|否|对|错|不是|不对|是的|不|有|没有|能|不能|会|不会|可以|不可以|正确|错误|真|假|yes|no|true|false)[。.!！]?$",
+     r"(?i)吗|是否|是不是|对不对|对吗|能否|可否|判断|正确|真假|对错|有没有|会不会|能不能|可不可以|yes|no|true|false"),
+    (_WORDS, r"分类|归类|类别|属于|哪一类|哪类|哪种|哪个|哪一个|哪项|哪位|选择|选出|挑出|标签|情感|情绪|类型"),
+    (_WORDS, r"提取|抽取|找出|指出|识别|是谁|谁|名字|名称|哪里|首都|作者"),
+]
+NEEDS_LONG_ANSWER = r"写一|写出一|创作|描述|解释|介绍|列出|列举|说明|总结|翻译|设计|编写|讨论|分析|论述|故事|文章|短文|段落"
 
 CONTENT = pl.element().struct.field("content")
 ROLE = pl.element().struct.field("role")
@@ -233,7 +269,7 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tu
     if length["enabled"]:
         checks += [("too_short_prompt", pl.col("prompt_chars") < length["min_prompt"]),
                    ("too_long_prompt", pl.col("prompt_chars") > length["max_prompt"]),
-                   ("too_short_answer", pl.col("answer_chars") < length["min_answer"]),
+                   ("too_short_answer", (pl.col("answer_chars") < length["min_answer"]) & ~short_answer_fits()),
                    ("too_long_answer", pl.col("answer_chars") > length["max_answer"])]
     if cfg["cjk"]["enabled"]:
         non_space = pl.col("text").str.len_chars() - pl.col("text").str.count_matches(r"\s")
@@ -242,7 +278,16 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tu
     english = cfg["english_context"]
     if english["enabled"]:
         checks.append(("english_context", english_context(pl.col("prompt"), english["rules"])))
+    if cfg["translated_code"]:
+        checks.append(("translated_code", pl.col("text").str.contains(TRANSLATED_CODE)))
     return checks
+
+
+def short_answer_fits(prompt: pl.Expr = pl.col("prompt"), answer: pl.Expr = pl.col("answer")) -> pl.Expr:
+    """True where a (short) answer has the shape its prompt asks for (SHORT_ANSWER_FITS)."""
+    fits = [answer.str.strip_chars().str.contains(shape) & prompt.str.contains(asks)
+            for shape, asks in SHORT_ANSWER_FITS]
+    return pl.any_horizontal(fits) & ~prompt.str.contains(NEEDS_LONG_ANSWER)
 
 
 def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
@@ -263,6 +308,7 @@ def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
                 | ~pl.col("clean").list.eval(ROLE == "user").list.any()
                 | ~pl.col("clean").list.eval(ROLE == "assistant").list.any(),
                 prompt=_joined(pl.col("clean"), "user"),
+                answer=_joined(pl.col("clean"), "assistant"),
                 text=_joined(pl.col("clean"), None),
                 key=dedup_key(pl.col("clean")),
                 prompt_chars=_chars(pl.col("clean"), "user"),
@@ -295,6 +341,7 @@ def reasons(cfg: dict, *, decontaminate: bool = True) -> list[str]:
         if cfg["length"]["enabled"] else []
     names += ["low_cjk_share"] if cfg["cjk"]["enabled"] else []
     names += ["english_context"] if cfg["english_context"]["enabled"] else []
+    names += ["translated_code"] if cfg["translated_code"] else []
     names += ["contaminated"] if cfg["decontaminate"]["enabled"] and decontaminate else []
     names += ["exact_duplicate"] if cfg["exact_dedup"] else []
     names += ["near_duplicate"] if cfg["near_dedup"]["enabled"] else []

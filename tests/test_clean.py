@@ -14,7 +14,8 @@ from culturalign.clean import DEFAULTS, clean_frame, load_rules, normalize_text,
 ANSWER = "长城是中国古代修建的军事防御工程，东起山海关，西至嘉峪关，绵延万余里。"
 # Every filter off: a test switches on the one it is about.
 ALL_OFF = {"html_entities": False, "normalize": False, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False},
-           "english_context": {"enabled": False}, "exact_dedup": False, "near_dedup": {"enabled": False},
+           "english_context": {"enabled": False}, "translated_code": False, "exact_dedup": False,
+           "near_dedup": {"enabled": False},
            "decontaminate": {"enabled": False}}
 
 
@@ -265,7 +266,7 @@ def test_first_matching_filter_gives_the_reason_and_counts():
         "r0": "human_rejected", "r1": "mojibake", "r2": "english_context", "r4": "too_short_answer"}
     assert dropped == {"human_rejected": 1, "empty_turn": 0, "mojibake": 1, "too_short_prompt": 0,
                        "too_long_prompt": 0, "too_short_answer": 1, "too_long_answer": 0, "low_cjk_share": 0,
-                       "english_context": 1, "exact_duplicate": 0}
+                       "english_context": 1, "translated_code": 0, "exact_duplicate": 0}
 
 
 def test_outputs_have_the_schemas_and_rejected_rows_stay_raw():
@@ -327,3 +328,58 @@ def test_halluqa_for_training_and_evaluation_is_contaminated(shared_data):
     kept, dropped_rows, dropped, _ = clean_frame(rows, {}, eval_questions=questions)
     assert rows.height + rejected.height == 450
     assert dropped["contaminated"] == rows.height and kept.height == 0
+
+
+# --- translated code and short answers (labelled examples of both kinds) --------------------------
+
+TRANSLATED = [
+    "将 numpy 导入为 np 从 sklearn.svm 导入 SVC",
+    "定义 add_two(x):\n    返回 x + 2",
+    "导入 pandas 作为 pd\n数据 = pd.read_csv('a.csv')",
+    "对于 i 在 range(10):\n    打印(i)",
+    "如果 x > 5:\n    print('big')\n否则:\n    print('small')",
+    "类 Dog(Animal):\n    def bark(self):\n        pass",
+    "函数 add(a, b) {\n  return a + b;\n}",
+    "公共 静态 无效 main(String[] args) {",
+    "my_list.附加(4)\nprint(my_list)",
+]
+NOT_TRANSLATED = [
+    "import numpy as np\nfrom sklearn.svm import SVC\ndef f(x):\n    return x + 2",
+    "该函数返回列表的长度，如果列表为空则返回 0。",
+    "如果下雨，我们就不去公园了。",
+    "定义：光合作用是植物利用光能合成有机物的过程。",
+    "如何从 Excel 导入 CSV 文件？",
+    "对于这个问题：我认为答案是肯定的。",
+    "打印机卡纸了应该怎么处理？",
+    "返回主页后点击设置。",
+    "for i in range(10):\n    print(i)  # 打印 0 到 9",
+]
+
+
+@pytest.mark.parametrize("text", TRANSLATED)
+def test_translated_code_is_dropped(text):
+    rows = [conv(0, "请看下面的代码：", text), conv(1, text + "\n这段代码有什么问题？")]
+    assert outcome(rows, only(translated_code=True)) == ([], {"r0": "translated_code", "r1": "translated_code"})
+
+
+@pytest.mark.parametrize("text", NOT_TRANSLATED)
+def test_code_and_prose_are_not_translated_code(text):
+    assert outcome([conv(0, "请解释：", text), conv(1, text)], only(translated_code=True))[0] == ["r0", "r1"]
+
+
+SHORT_RIGHT = [("计算 (7-4)×2 的结果。", "6"), ("将下列食物分类为肉或蔬菜：牛排", "肉"), ("鲸鱼是鱼吗？", "否"),
+               ("判断对错：太阳从东方升起。", "对"), ("3 加 5 等于多少？", "8"), ("这句话的情感是积极还是消极：我太开心了！", "积极"),
+               ("从句子中提取人名：李白写了《静夜思》。", "李白"), ("中国的首都是哪里？", "北京。"), ("25 的 20% 是多少？", "5"),
+               ("Is the sky blue? 回答 yes 或 no", "Yes"), ("选出不同类的一项：苹果、香蕉、汽车", "汽车"), ("一打鸡蛋有几个？", "12个")]
+SHORT_WRONG = [("写一篇关于春天的短文。", "好"), ("介绍一下长城的历史。", "长城"), ("解释光合作用。", "是"),
+               ("你能帮我写一封求职信吗？", "能"), ("列举三种水果。", "3"), ("给我讲一个故事。", "嗯"),
+               ("计算并解释 (7-4)×2 的过程。", "6"), ("春节有哪些习俗？", "…"), ("请翻译：hello", "你"), ("描述一下你的家乡。", "美")]
+
+
+def test_short_answers_right_for_their_task_are_kept():
+    length = {**DEFAULTS["length"], "min_answer": 5}
+    rows = [conv(f"k{i}", p, a) for i, (p, a) in enumerate(SHORT_RIGHT)] + \
+        [conv(f"d{i}", p, a) for i, (p, a) in enumerate(SHORT_WRONG)]
+    kept, dropped = outcome(rows, only(length=length))
+    assert kept == [f"rk{i}" for i in range(len(SHORT_RIGHT))]
+    assert dropped == {f"rd{i}": "too_short_answer" for i in range(len(SHORT_WRONG))}

@@ -15,7 +15,7 @@ from culturalign import io
 from culturalign.clean import clean_frame
 
 DATA = Path(__file__).parent / "data"
-ONLY_ENGLISH = {"html_entities": False, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False},
+ONLY_ENGLISH = {"html_entities": False, "mojibake": False, "translated_code": False, "length": {"enabled": False}, "cjk": {"enabled": False},
                 "exact_dedup": False, "near_dedup": {"enabled": False}, "decontaminate": {"enabled": False}}
 
 
