@@ -378,7 +378,7 @@ def sample_rows(kept: pl.DataFrame, sample: dict, source: str) -> tuple[pl.Serie
         strata = kept.select(meta_field(pl.col("meta"), field)).to_series()
         if kept.height and strata.null_count() == kept.height:
             fields = sorted({key for meta in kept["meta"].head(1000).to_list() for key in _keys(meta)})
-            raise io.InputError(f"source '{source}'", f"sample.stratify_by: no row has the meta field "
+            raise io.InputError(f"source '{source}'", f"no row has the meta field "
                                 f"{field!r} (meta fields: {', '.join(fields) or 'none'})", field="sample.stratify_by")
     note = {"n": n, "seed": seed, "stratify_by": field}
     if n >= kept.height:
