@@ -221,16 +221,19 @@ def _regex(path: str | os.PathLike, value: object, index: int, field: str, requi
     return "(?i)" + value
 
 
-def load_rules(path: str | os.PathLike | None) -> tuple[Rule, ...]:
-    """The rules of an English-context rules file (default: the packaged one), checked."""
+def load_rules(path: str | os.PathLike | None, key: str = "rules") -> tuple[Rule, ...]:
+    """The rules (or, with key="hints", the optional hints) of an English-context rules file
+    (default: the packaged one), checked."""
     path = path or package_data("english_context.yaml")
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
         raise io.InputError(path, f"cannot read the English-context rules: {err}") from err
-    rules = data.get("rules") if isinstance(data, dict) else None
+    rules = data.get(key) if isinstance(data, dict) else None
+    if key == "hints" and rules is None:
+        return ()
     if not isinstance(rules, list) or not rules:
-        raise io.InputError(path, "expected a non-empty list under 'rules:'", field="rules")
+        raise io.InputError(path, f"expected a non-empty list under '{key}:'", field=key)
     loaded = []
     for index, rule in enumerate(rules):
         rule = rule if isinstance(rule, dict) else {}
@@ -243,6 +246,14 @@ def rule_hits(text: pl.Expr, rules: tuple[Rule, ...]) -> list[pl.Expr]:
     """One boolean expression per rule: does it fire on `text`."""
     return [text.str.contains(r.pattern) & (pl.lit(True) if r.unless is None else ~text.str.contains(r.unless))
             for r in rules]
+
+
+def first_fired(text: pl.Expr, rules: tuple[Rule, ...]) -> pl.Expr:
+    """The `why` of the first rule that fires on `text` (null when none): which rule made the call."""
+    chain = None
+    for rule, hit in zip(rules, rule_hits(text, rules)):
+        chain = (pl.when if chain is None else chain.when)(hit).then(pl.lit(rule.why))
+    return pl.lit(None, pl.String) if chain is None else chain.otherwise(pl.lit(None, pl.String))
 
 
 def english_context(text: pl.Expr, rules_path: str | os.PathLike | None) -> pl.Expr:
