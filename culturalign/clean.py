@@ -15,7 +15,9 @@ look across rows (contamination, exact and near duplicates) on the rows still al
                     calculation, yes/no for a yes/no question, a label for a classification or a
                     choice, a name for an extraction)
   low_cjk_share     CJK characters / non-space characters of the conversation < cjk.min_share
-  english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path)
+  english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path);
+                    with `english_context.judge`, an LLM decides the rows only a hint fired on
+                    (ask: unsure) or all rows (ask: all), and meta records {english, by: rule|llm, rule}
   translated_code   code whose keywords were machine-translated (导入 numpy 为 np, 定义 f(x): 返回 x)
   contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
   exact_duplicate   same dedup key as an earlier row (the first one is kept)
@@ -68,7 +70,7 @@ DEFAULTS: dict = {
     "mojibake": True,
     "length": {"enabled": True, "min_prompt": 2, "max_prompt": 4000, "min_answer": 2, "max_answer": 8000},
     "cjk": {"enabled": True, "min_share": 0.3},
-    "english_context": {"enabled": True, "rules": None},
+    "english_context": {"enabled": True, "rules": None, "judge": None, "ask": "unsure"},
     "translated_code": True,
     "exact_dedup": True,
     "near_dedup": {"enabled": True, "threshold": 0.7, "ngram": 5, "num_perm": 128, "seed": 1},
@@ -286,9 +288,8 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tu
         non_space = pl.col("text").str.len_chars() - pl.col("text").str.count_matches(r"\s")
         share = pl.col("text").str.replace_all(NOT_CJK, "").str.len_chars() / non_space
         checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
-    english = cfg["english_context"]
-    if english["enabled"]:
-        checks.append(("english_context", english_context(pl.col("prompt"), english["rules"])))
+    if cfg["english_context"]["enabled"]:
+        checks.append(("english_context", pl.col("english")))  # the rules' or the judge's verdict
     if cfg["translated_code"]:
         checks.append(("translated_code", pl.col("text").str.contains(TRANSLATED_CODE)))
     return checks
@@ -311,6 +312,9 @@ def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
     raw_text = _joined(pl.col("messages"), None)
     spoken = ROLE.is_in(["user", "assistant"])
     blank = spoken & (CONTENT.is_null() | (CONTENT.str.strip_chars() == ""))
+    english = cfg["english_context"]
+    rules = load_rules(english["rules"]) if english["enabled"] else ()
+    hints = load_rules(english["rules"], "hints") if english["enabled"] and english["judge"] else ()
     return (rows.with_row_index("_row")
             .with_columns(mojibake=raw_text.str.contains(MOJIBAKE).fill_null(False), clean=messages)
             .with_columns(
@@ -323,7 +327,10 @@ def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
                 text=_joined(pl.col("clean"), None),
                 key=dedup_key(pl.col("clean")),
                 prompt_chars=_chars(pl.col("clean"), "user"),
-                answer_chars=_chars(pl.col("clean"), "assistant")))
+                answer_chars=_chars(pl.col("clean"), "assistant"))
+            .with_columns(english_why=first_fired(pl.col("prompt"), rules),
+                          english_hint=first_fired(pl.col("prompt"), hints).is_not_null())
+            .with_columns(english=pl.col("english_why").is_not_null(), english_by=pl.lit("rule")))
 
 
 def _first_reason(checks: list[tuple[str, pl.Expr]]) -> pl.Expr:
@@ -403,14 +410,81 @@ def sample_rows(kept: pl.DataFrame, sample: dict, source: str) -> tuple[pl.Serie
     return taken, note
 
 
+ENGLISH_JUDGE_PROMPT = (
+    "你在为中文大模型清洗指令数据，其中很多是从英文机器翻译过来的。判断下面这条指令是否只有在英语语境下才有意义："
+    "例如关于英文字母、拼写、押韵或头韵、发音、英文单词或语法、英文文字游戏，或者答案取决于美国等英语国家的本地制度。"
+    "中文诗词押韵、中文语法、把英文翻译成中文、只是提到美国或美元的问题，都不算。只回答“是”或“否”。")
+
+
+def _verdict(reply: str | None) -> bool | None:
+    """The judge's yes/no (是/否, yes/no), None when the reply says neither."""
+    text = (reply or "").strip().lstrip("“\"'「*").lower()
+    if text.startswith(("否", "不是", "no")):
+        return False
+    if text.startswith(("是", "yes")):
+        return True
+    return None
+
+
+def judge_english(prompts: list[str], judge_cfg: dict, cache: str | None, usage: str | None) -> list[bool | None]:
+    """An LLM's verdict per prompt: English context or not (None: no usable reply). Cached, budgeted,
+    concurrent: culturalign.llm."""
+    from culturalign import llm  # the OpenAI client is imported only when a judge is configured
+    backend = llm.make_backend(judge_cfg, cache, usage)
+    try:
+        replies = backend.complete([[{"role": "system", "content": ENGLISH_JUDGE_PROMPT},
+                                     {"role": "user", "content": p}] for p in prompts], temperature=0.0, max_tokens=4)
+    finally:
+        backend.close()
+    return [_verdict(r) for r in replies]
+
+
+def _second_opinion(work: pl.DataFrame, earlier: pl.Expr, ask: str, judge_cfg: dict, cache: str | None,
+                    usage: str | None) -> tuple[pl.DataFrame, dict]:
+    """Ask the judge about the rows no earlier filter drops: those only a hint fired on (ask
+    "unsure") or all of them (ask "all"); its verdict replaces the rules' where it gave one."""
+    unsure = pl.col("english_hint") & ~pl.col("english")
+    asked = work.select(earlier.is_null() & (unsure if ask == "unsure" else pl.lit(True))).to_series()
+    index = asked.arg_true()
+    verdicts = judge_english(work["prompt"].gather(index).to_list(), judge_cfg, cache, usage) if len(index) else []
+    llm = pl.Series([None] * work.height, dtype=pl.Boolean).scatter(index, pl.Series(verdicts, dtype=pl.Boolean)) \
+        if len(index) else pl.Series([None] * work.height, dtype=pl.Boolean)
+    work = work.with_columns(english_rule=pl.col("english"), english_llm=llm).with_columns(
+        english=pl.coalesce("english_llm", "english"),
+        english_by=pl.when(pl.col("english_llm").is_not_null()).then(pl.lit("llm")).otherwise(pl.lit("rule")))
+    answered = work.filter(pl.col("english_llm").is_not_null())
+    note = {"asked": len(index), "failed": len(index) - answered.height,
+            "llm_english": int(answered["english_llm"].sum()),
+            "disagree": int((answered["english_llm"] != answered["english_rule"]).sum())}
+    log.info("english_context judge: %s", note)
+    return work, note
+
+
+def _with_verdicts(work: pl.DataFrame) -> pl.Series:
+    """meta with {"english_context": {"english", "by": rule|llm, "rule": why or null}} on every row a
+    rule fired on or the judge answered."""
+    metas = work["meta"].to_list()
+    decided = work.select("english", "english_by", "english_why", "english_rule")
+    for i, (english, by, why, rule) in enumerate(decided.iter_rows()):
+        if by == "llm" or rule:
+            meta = json.loads(metas[i] or "{}")
+            meta["english_context"] = {"english": english, "by": by, "rule": why}
+            metas[i] = json.dumps(meta, ensure_ascii=False)
+    return pl.Series("meta", metas, dtype=pl.String)
+
+
 def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[str] | tuple[str, ...] = (),
-                human_rejected: frozenset[str] | set[str] = frozenset(), sample: dict | None = None) -> Cleaned:
+                human_rejected: frozenset[str] | set[str] = frozenset(), sample: dict | None = None,
+                english_judge: dict | None = None, llm_cache: str | None = None, llm_usage: str | None = None
+                ) -> Cleaned:
     """Kept rows, dropped rows with their reason, {reason: count} and notes (see `Cleaned`).
 
     `dropped` has a count, zero included, for every reason the enabled filters can give, in filter
     order (then `sampled_out` when `sample` is given); decontamination runs only when
     `eval_questions` is non-empty. `sample` (a source's `sample:` entry) is applied to the rows
-    that survive every filter; the rows not taken are dropped as `sampled_out`.
+    that survive every filter; the rows not taken are dropped as `sampled_out`. `english_judge`: the
+    judges: entry that `clean.english_context.judge` names (with `llm_cache`, `llm_usage` as for
+    refinement); required when that key is set.
     """
     cfg = resolve(cfg)
     rows = rows.select(list(io.SCHEMA))
@@ -420,7 +494,16 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
         unescaped, normalized["html_entities"] = unescape_entities(raw)
         rows = rows.with_columns(messages=unescaped)
     work = _features(rows, cfg).with_columns(raw=raw)
-    work = work.with_columns(drop_reason=_first_reason(_row_checks(cfg, human_rejected)))
+    checks = _row_checks(cfg, human_rejected)
+    notes: dict = {"normalized": normalized}
+    if cfg["english_context"]["enabled"] and cfg["english_context"]["judge"]:
+        if english_judge is None:
+            raise ValueError(f"clean.english_context.judge is {cfg['english_context']['judge']!r} but no judge "
+                             "config was passed to clean_frame (english_judge=)")
+        before = checks[:[reason for reason, _ in checks].index("english_context")]
+        work, notes["english_context"] = _second_opinion(work, _first_reason(before), cfg["english_context"]["ask"],
+                                                         english_judge, llm_cache, llm_usage)
+    work = work.with_columns(drop_reason=_first_reason(checks))
     decon = cfg["decontaminate"]
     if decon["enabled"] and eval_questions:
         work = _mark(work, "contaminated", lambda alive: contaminated(
@@ -432,11 +515,12 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
         work = _mark(work, "near_duplicate", lambda alive: near_duplicates(
             alive["key"].to_list(), threshold=near["threshold"], ngram=near["ngram"],
             num_perm=near["num_perm"], seed=near["seed"]))
-    notes: dict = {"normalized": normalized}
     if sample:
         source = rows["source"][0] if rows.height else "?"
         taken, notes["sample"] = sample_rows(work.filter(pl.col("drop_reason").is_null()), sample, source)
         work = _mark(work, "sampled_out", lambda alive: ~taken)
+    if "english_context" in notes:
+        work = work.with_columns(meta=_with_verdicts(work))
     kept = work.filter(pl.col("drop_reason").is_null()).select(
         "id", "source", pl.col("clean").alias("messages"), "meta").cast(io.SCHEMA)
     rejected = work.filter(pl.col("drop_reason").is_not_null()).select(

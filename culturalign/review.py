@@ -3,7 +3,8 @@ of the dropped rows per reason for the report.
 
 The sheet holds n of the kept rows as CSV (UTF-8 with a byte-order mark, so spreadsheet programs show
 Chinese correctly) with the columns id, source, prompt, answer, flags, decision (blank), note. Rows
-the rules are unsure of come first, `flags` saying why: an English-context hint fired (the `hints:`
+the rules are unsure of come first, `flags` saying why: the rules and the LLM judge disagreed
+(clean.english_context.judge; these lead), an English-context hint fired (the `hints:`
 of the rules file: the prompt mentions English, letters, words, or quotes an English word, yet no rule
 dropped it) or a short answer was kept as right for its task. The rest is a random sample (seeded
 by id, see culturalign.mix.id_rank), so the order is stable and a larger n extends the sheet. The
@@ -44,16 +45,22 @@ def review_flags(rows: pl.DataFrame, clean_cfg: dict | None = None) -> pl.Series
     english = pl.lit("english_context? ") + clean.first_fired(prompt, hints)
     short_kept = (answer.str.len_chars() < cfg["length"]["min_answer"]) & clean.short_answer_fits(prompt, answer)
     short = pl.when(short_kept).then(pl.lit("too_short_answer? kept: a short answer right for its task"))
-    return rows.select(pl.concat_str([english, short], separator="; ", ignore_nulls=True)
+    verdict = pl.col("meta").str.json_path_match("$.english_context.english") == "true"
+    rule = pl.col("meta").str.json_path_match("$.english_context.rule")
+    by_llm = pl.col("meta").str.json_path_match("$.english_context.by") == "llm"
+    disagree = pl.when(by_llm & (verdict != rule.is_not_null())).then(
+        pl.lit("english_context? the rules and the LLM disagree (rule: ") + rule.fill_null("none")
+        + pl.lit("; LLM: ") + pl.when(verdict).then(pl.lit("English")).otherwise(pl.lit("not English")) + pl.lit(")"))
+    return rows.select(pl.concat_str([disagree, english, short], separator="; ", ignore_nulls=True)
                        .fill_null("").alias("flags")).to_series()
 
 
 def review_sheet(kept: pl.DataFrame, n: int, seed: int, clean_cfg: dict | None = None) -> pl.DataFrame:
-    """n kept rows, flagged ones first, then by seeded id rank (stable across reruns and row order),
+    """n kept rows, flagged ones first (rules and LLM disagreeing before those), then by seeded id rank (stable across reruns and row order),
     one column per COLUMNS entry. `clean_cfg`: the source's `clean` block (its rules file and
     min_answer decide the flags)."""
     return (kept.with_columns(review_flags(kept, clean_cfg), id_rank(kept["id"], seed))
-            .sort(pl.col("flags") == "", "rank").head(n)
+            .sort(pl.col("flags") == "", ~pl.col("flags").str.contains("disagree"), "rank").head(n)
             .select("id", "source", prompt=_turns("user"), answer=_turns("assistant"), flags="flags",
                     decision=pl.lit(""), note=pl.lit("")))
 

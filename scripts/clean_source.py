@@ -35,8 +35,10 @@ if cfg.get("decontaminate", {}).get("enabled", True):
         questions += load_questions(eval_set["path"], eval_set.get("format"))
     log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
 
-kept, rejected, dropped, notes = clean_frame(rows, cfg, eval_questions=questions, human_rejected=human_rejected,
-                                           sample=params.get("sample"))
+kept, rejected, dropped, notes = clean_frame(
+    rows, cfg, eval_questions=questions, human_rejected=human_rejected, sample=params.get("sample"),
+    english_judge=params.get("english_judge"), llm_cache=params.llm_cache,
+    llm_usage=params.usage and params.usage.removesuffix(".json") + "_english_context.json")
 
 refined = 0
 if params.refine.get("enabled"):
