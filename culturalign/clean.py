@@ -128,6 +128,8 @@ SHORT_ANSWER_FITS = [
     (_WORDS, r"分类|归类|类别|属于|哪一类|哪类|哪种|哪个|哪一个|哪项|哪位|选择|选出|挑出|标签|情感|情绪|类型"),
     (_WORDS, r"提取|抽取|找出|指出|识别|是谁|谁|名字|名称|哪里|首都|作者"),
 ]
+# Fillers are no answer to any task, whatever the prompt asks ("长城起源于哪个朝代？" -> "好").
+FILLER = r"(?i)^(好|好的|嗯|哦|啊|呃|行|ok|okay|谢谢|不知道)[。.!！]?$"
 NEEDS_LONG_ANSWER = r"写一|写出一|创作|描述|解释|介绍|列出|列举|说明|总结|翻译|设计|编写|讨论|分析|论述|故事|文章|短文|段落"
 
 CONTENT = pl.element().struct.field("content")
@@ -299,7 +301,8 @@ def short_answer_fits(prompt: pl.Expr = pl.col("prompt"), answer: pl.Expr = pl.c
     """True where a (short) answer has the shape its prompt asks for (SHORT_ANSWER_FITS)."""
     fits = [answer.str.strip_chars().str.contains(shape) & prompt.str.contains(asks)
             for shape, asks in SHORT_ANSWER_FITS]
-    return pl.any_horizontal(fits) & ~prompt.str.contains(NEEDS_LONG_ANSWER)
+    return (pl.any_horizontal(fits) & ~prompt.str.contains(NEEDS_LONG_ANSWER)
+            & ~answer.str.strip_chars().str.contains(FILLER))
 
 
 def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
