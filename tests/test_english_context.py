@@ -1,6 +1,6 @@
 """English-context rules measured on project-written labelled prompts (tests/data/).
 
-english_context_labelled.jsonl (414 prompts) was written with the rules; english_context_heldout.jsonl
+english_context_labelled.jsonl (415 prompts) was written with the rules; english_context_heldout.jsonl
 (100 prompts) was written after them and never used to tune them: its figures are the honest estimate
 of how the rules carry to unseen data.
 """
