@@ -10,12 +10,27 @@ look across rows (contamination, exact and near duplicates) on the rows still al
   empty_turn        no messages, no user or no assistant turn, or a user/assistant turn that is empty
   mojibake          U+FFFD, 锟斤拷/烫烫烫, or UTF-8 read as Latin-1/cp1252 (Ã©, â€™, ä¸­æ–‡)
   too_short_prompt / too_long_prompt / too_short_answer / too_long_answer
-                    characters of all user turns (prompt) / all assistant turns (answer)
+                    characters of all user turns (prompt) / all assistant turns (answer); a short
+                    answer that is right for its task is kept (SHORT_ANSWER_FITS: a number for a
+                    calculation, yes/no for a yes/no question, a label for a classification or a
+                    choice, a name for an extraction)
   low_cjk_share     CJK characters / non-space characters of the conversation < cjk.min_share
-  english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path)
+  english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path);
+                    with `english_context.judge`, an LLM decides the rows only a hint fired on
+                    (ask: unsure) or all rows (ask: all), and meta records {english, by: rule|llm, rule}
+  translated_code   code whose keywords were machine-translated (导入 numpy 为 np, 定义 f(x): 返回 x)
   contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
-  exact_duplicate   same normalised conversation as an earlier row (the first one is kept)
-  near_duplicate    MinHash near duplicate of an earlier row (culturalign/dedup.py)
+  exact_duplicate   same dedup key as an earlier row (the first one is kept)
+  near_duplicate    MinHash near duplicate of an earlier row's dedup key (culturalign/dedup.py)
+
+HTML entities (`html_entities: true`): machine-translated sets scraped from the web carry &lt; &gt;
+&quot; &#39; &amp;lt; in every field; they are unescaped in every turn before anything else (so they
+neither lower the CJK share nor hide duplicates) and the rows changed are counted (`normalized`).
+
+Dedup key: the conversation after normalisation, NFKC, lower case, with all punctuation (full- and
+half-width: 。！，, “” 《》 ...) and whitespace removed, turns separated by U+0001. Machine translation
+and scraping vary exactly these (。 vs ！ at the end, ， vs ,), which leaves two copies of one row far
+apart in character n-grams; on the key they are the same text, or nearly.
 
 Normalisation (`normalize: true`): NFKC, except the Chinese full-width punctuation ，！？：；（）～ and
 the ellipsis … which NFKC would turn into ASCII , ! ? : ; ( ) ~ ... (CJK punctuation such as 。、「」《》“”
@@ -28,9 +43,14 @@ the very characters that betray it.
 """
 from __future__ import annotations
 
+import html
+import json
+import logging
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 import yaml
@@ -38,17 +58,22 @@ import yaml
 from culturalign import io
 from culturalign.decontam import contaminated
 from culturalign.dedup import near_duplicates
+from culturalign.mix import stratified_sample
 from culturalign.util import deep_merge, package_data
 
+log = logging.getLogger(__name__)
+
 DEFAULTS: dict = {
+    "html_entities": True,
     "normalize": True,
     "to_simplified": False,
     "mojibake": True,
     "length": {"enabled": True, "min_prompt": 2, "max_prompt": 4000, "min_answer": 2, "max_answer": 8000},
     "cjk": {"enabled": True, "min_share": 0.3},
-    "english_context": {"enabled": True, "rules": None},
+    "english_context": {"enabled": True, "rules": None, "judge": None, "ask": "unsure"},
+    "translated_code": True,
     "exact_dedup": True,
-    "near_dedup": {"enabled": True, "threshold": 0.85, "ngram": 5, "num_perm": 128, "seed": 1},
+    "near_dedup": {"enabled": True, "threshold": 0.7, "ngram": 5, "num_perm": 128, "seed": 1},
     "decontaminate": {"enabled": True, "ngram": 8, "threshold": 0.5},
 }
 
@@ -66,6 +91,46 @@ MOJIBAKE = (r"\x{FFFD}|锟斤拷|烫烫烫|屯屯屯"
             rf"|[\x{{E0}}-\x{{EF}}]{_CONT}{{2}}")  # a 3-byte one (every Chinese character): ä¸­, â€™
 # Everything but ideographs, CJK punctuation and full-width forms: deleting its runs leaves the CJK characters.
 NOT_CJK = r"[^\p{Han}\x{3000}-\x{303F}\x{FF00}-\x{FFEF}]+"
+
+# A named (&lt;), decimal (&#39;) or hexadecimal (&#x27;) character reference, always with its ';'
+# (html.unescape alone would also turn "&copy=2" inside a URL into "©=2").
+ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+_ENTITY_RE = re.compile(ENTITY)
+_KEY_DROP = r"[\p{P}\s]+"  # punctuation (any width) and whitespace: not part of the dedup key
+_TURN_SEP = "\x01"
+
+# Code whose keywords a machine translator turned into Chinese. Each pattern needs code structure around
+# the Chinese keyword (an identifier, brackets, a line ending in a colon), so prose such as "该函数返回
+# 列表的长度" or "如果下雨，我们就不去了" does not match. Matched line by line ((?m): ^ and $ at line ends).
+TRANSLATED_CODE = "(?m)" + "|".join([
+    r"(?:^|[\s，。;；])(将|把)\s*[A-Za-z_][\w.]*\s*导入为\s*[A-Za-z_]",              # 将 numpy 导入为 np
+    r"^[ \t]*(导入|import)\s+[A-Za-z_][\w.]*\s+(为|作为)\s+[A-Za-z_]\w*",       # 导入 numpy 为 np
+    r"(^[ \t]*|[A-Za-z_0-9]\s+)(从|from)\s+[A-Za-z_][\w.]*\s+(导入|进口)\s+[A-Za-z_*]",  # 从 sklearn.svm 导入 SVC
+    r"^[ \t]*定义\s+[A-Za-z_]\w*\s*\([^()\n]*\)\s*[:：]",                    # 定义 add_two(x):
+    r"^[ \t]*(返回|打印)\s*[A-Za-z0-9_(\[\"'][^\n\p{Han}]*$",                          # 返回 x + 2  /  打印("hi")
+    r"^[ \t]*(如果|否则如果|而|当)\s+[^\n\p{Han}]+[:：][ \t]*$",                  # 如果 x > 0:
+    r"^[ \t]*否则\s*[:：][ \t]*$",                                                # else:
+    r"^[ \t]*对于\s+[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*\s+(在|中|于)\s+[^\n]*[:：][ \t]*$",  # 对于 i 在 range(10):
+    r"^[ \t]*(类|班级)\s+[A-Za-z_]\w*\s*(\([^()\n]*\))?\s*[:：][ \t]*$",      # 类 Dog(Animal):
+    r"^[ \t]*(函数|常量|让|变量)\s+[A-Za-z_]\w*\s*(\(|=)",                      # 函数 f(x) {  常量 x = 1
+    r"公共\s+(静态\s+)?(无效|类|空)\s",                                              # public static void
+    r"[A-Za-z_]\w*\.(附加|追加|长度|拆分|分裂|加入|格式|替换|排序|打印)\s*\(",            # lst.附加(x)
+])
+
+# Short answers that are complete for their task: (answer shape, what the prompt must ask). The answer
+# is the whole assistant text; prompts that ask for writing or explaining never get a short answer.
+_WORDS = r"^[\p{Han}A-Za-z0-9·]+[。.!！]?$"
+SHORT_ANSWER_FITS = [
+    (r"^[-+−]?[0-9]+([.,/][0-9]+)*\s*(%|[\p{Han}A-Za-z]{0,2})[。.]?$",
+     r"[0-9]|计算|等于|多少|几|求|算|总和|总数|平均|乘|除|加|减|得数"),
+    (r"(?i)^(是|否|对|错|不是|不对|是的|不|有|没有|能|不能|会|不会|可以|不可以|正确|错误|真|假|yes|no|true|false)[。.!！]?$",
+     r"(?i)吗|是否|是不是|对不对|对吗|能否|可否|判断|正确|真假|对错|有没有|会不会|能不能|可不可以|yes|no|true|false"),
+    (_WORDS, r"分类|归类|类别|属于|哪一类|哪类|哪种|哪个|哪一个|哪项|哪位|选择|选出|挑出|标签|情感|情绪|类型"),
+    (_WORDS, r"提取|抽取|找出|指出|识别|是谁|谁|名字|名称|哪里|首都|作者"),
+]
+# Fillers are no answer to any task, whatever the prompt asks ("长城起源于哪个朝代？" -> "好").
+FILLER = r"(?i)^(好|好的|嗯|哦|啊|呃|行|ok|okay|谢谢|不知道)[。.!！]?$"
+NEEDS_LONG_ANSWER = r"写一|写出一|创作|描述|解释|介绍|列出|列举|说明|总结|翻译|设计|编写|讨论|分析|论述|故事|文章|短文|段落"
 
 CONTENT = pl.element().struct.field("content")
 ROLE = pl.element().struct.field("role")
@@ -95,6 +160,43 @@ def _t2s():
     return OpenCC("t2s")
 
 
+def unescape_html(text: str) -> str:
+    """Text with its character references replaced, repeatedly: scraped data is often escaped twice
+    (&amp;lt; -> &lt; -> <). Unknown names (&foo;) stay as they are."""
+    for _ in range(3):
+        new = _ENTITY_RE.sub(lambda m: html.unescape(m[0]), text)
+        if new == text:
+            break
+        text = new
+    return text
+
+
+def unescape_entities(messages: pl.Series) -> tuple[pl.Series, int]:
+    """(messages with HTML entities unescaped in every turn, number of rows that changed).
+
+    Only rows with an entity go through Python (html.unescape has no vectorised form); on translated
+    alpaca data that is a few percent of the rows.
+    """
+    candidates = pl.select(messages.list.eval(CONTENT.str.contains(ENTITY)).list.any()).to_series().fill_null(False)
+    index = candidates.arg_true()
+    if index.is_empty():
+        return messages, 0
+    changed, values = 0, [None] * len(messages)  # null where nothing changes: coalesced with the input
+    for i, turns in zip(index.to_list(), messages.gather(index).to_list()):
+        new = [{**turn, "content": unescape_html(turn["content"]) if turn["content"] else turn["content"]}
+               for turn in turns]
+        changed += new != turns
+        values[i] = new
+    replaced = pl.Series(messages.name, values, dtype=messages.dtype)
+    return pl.select(pl.coalesce(replaced, messages)).to_series(), changed
+
+
+def dedup_key(messages: pl.Expr) -> pl.Expr:
+    """The key exact and near dedup compare (module doc): punctuation, whitespace and case folded."""
+    folded = CONTENT.str.normalize("NFKC").str.to_lowercase().str.replace_all(_KEY_DROP, "")
+    return messages.list.eval(folded).list.join(_TURN_SEP)
+
+
 def _map_content(messages: pl.Expr, fn) -> pl.Expr:
     return messages.list.eval(pl.struct(ROLE.alias("role"), fn(CONTENT).alias("content")))
 
@@ -104,27 +206,63 @@ def to_simplified(text: pl.Expr) -> pl.Expr:
     return text.map_elements(_t2s().convert, return_dtype=pl.String, skip_nulls=True)
 
 
-def load_rules(path: str | os.PathLike | None) -> str:
-    """The English-context rules file as ONE case-insensitive alternation of its patterns."""
+class Rule(NamedTuple):
+    """One English-context rule: the prompt matches `pattern` and not `unless` (both case-insensitive)."""
+    pattern: str
+    unless: str | None
+    why: str
+
+
+def _regex(path: str | os.PathLike, value: object, index: int, field: str, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise io.InputError(path, f"each rule needs a non-empty string '{field}'", record=index, field=field)
+    try:  # polars' own regex engine decides what is valid, not Python's re
+        pl.Series([""]).str.contains(value)
+    except pl.exceptions.ComputeError as err:
+        raise io.InputError(path, f"invalid regular expression: {err}", record=index, field=field) from err
+    return "(?i)" + value
+
+
+def load_rules(path: str | os.PathLike | None, key: str = "rules") -> tuple[Rule, ...]:
+    """The rules (or, with key="hints", the optional hints) of an English-context rules file
+    (default: the packaged one), checked."""
     path = path or package_data("english_context.yaml")
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
         raise io.InputError(path, f"cannot read the English-context rules: {err}") from err
-    rules = data.get("rules") if isinstance(data, dict) else None
+    rules = data.get(key) if isinstance(data, dict) else None
+    if key == "hints" and rules is None:
+        return ()
     if not isinstance(rules, list) or not rules:
-        raise io.InputError(path, "expected a non-empty list under 'rules:'", field="rules")
-    patterns = []
+        raise io.InputError(path, f"expected a non-empty list under '{key}:'", field=key)
+    loaded = []
     for index, rule in enumerate(rules):
-        pattern = rule.get("pattern") if isinstance(rule, dict) else None
-        if not isinstance(pattern, str) or not pattern:
-            raise io.InputError(path, "each rule needs a non-empty string 'pattern'", record=index, field="pattern")
-        try:  # polars' own regex engine decides what is valid, not Python's re
-            pl.Series([""]).str.contains(pattern)
-        except pl.exceptions.ComputeError as err:
-            raise io.InputError(path, f"invalid regular expression: {err}", record=index, field="pattern") from err
-        patterns.append(f"(?:{pattern})")
-    return "(?i)" + "|".join(patterns)
+        rule = rule if isinstance(rule, dict) else {}
+        loaded.append(Rule(_regex(path, rule.get("pattern"), index, "pattern", True),
+                           _regex(path, rule.get("unless"), index, "unless", False), str(rule.get("why", ""))))
+    return tuple(loaded)
+
+
+def rule_hits(text: pl.Expr, rules: tuple[Rule, ...]) -> list[pl.Expr]:
+    """One boolean expression per rule: does it fire on `text`."""
+    return [text.str.contains(r.pattern) & (pl.lit(True) if r.unless is None else ~text.str.contains(r.unless))
+            for r in rules]
+
+
+def first_fired(text: pl.Expr, rules: tuple[Rule, ...]) -> pl.Expr:
+    """The `why` of the first rule that fires on `text` (null when none): which rule made the call."""
+    chain = None
+    for rule, hit in zip(rules, rule_hits(text, rules)):
+        chain = (pl.when if chain is None else chain.when)(hit).then(pl.lit(rule.why))
+    return pl.lit(None, pl.String) if chain is None else chain.otherwise(pl.lit(None, pl.String))
+
+
+def english_context(text: pl.Expr, rules_path: str | os.PathLike | None) -> pl.Expr:
+    """True where some rule of the rules file fires on `text` (a prompt)."""
+    return pl.any_horizontal(rule_hits(text, load_rules(rules_path)))
 
 
 def _joined(messages: pl.Expr, role: str | None) -> pl.Expr:
@@ -146,16 +284,25 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tu
     if length["enabled"]:
         checks += [("too_short_prompt", pl.col("prompt_chars") < length["min_prompt"]),
                    ("too_long_prompt", pl.col("prompt_chars") > length["max_prompt"]),
-                   ("too_short_answer", pl.col("answer_chars") < length["min_answer"]),
+                   ("too_short_answer", (pl.col("answer_chars") < length["min_answer"]) & ~short_answer_fits()),
                    ("too_long_answer", pl.col("answer_chars") > length["max_answer"])]
     if cfg["cjk"]["enabled"]:
         non_space = pl.col("text").str.len_chars() - pl.col("text").str.count_matches(r"\s")
         share = pl.col("text").str.replace_all(NOT_CJK, "").str.len_chars() / non_space
         checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
-    english = cfg["english_context"]
-    if english["enabled"]:
-        checks.append(("english_context", pl.col("prompt").str.contains(load_rules(english["rules"]))))
+    if cfg["english_context"]["enabled"]:
+        checks.append(("english_context", pl.col("english")))  # the rules' or the judge's verdict
+    if cfg["translated_code"]:
+        checks.append(("translated_code", pl.col("text").str.contains(TRANSLATED_CODE)))
     return checks
+
+
+def short_answer_fits(prompt: pl.Expr = pl.col("prompt"), answer: pl.Expr = pl.col("answer")) -> pl.Expr:
+    """True where a (short) answer has the shape its prompt asks for (SHORT_ANSWER_FITS)."""
+    fits = [answer.str.strip_chars().str.contains(shape) & prompt.str.contains(asks)
+            for shape, asks in SHORT_ANSWER_FITS]
+    return (pl.any_horizontal(fits) & ~prompt.str.contains(NEEDS_LONG_ANSWER)
+            & ~answer.str.strip_chars().str.contains(FILLER))
 
 
 def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
@@ -168,6 +315,9 @@ def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
     raw_text = _joined(pl.col("messages"), None)
     spoken = ROLE.is_in(["user", "assistant"])
     blank = spoken & (CONTENT.is_null() | (CONTENT.str.strip_chars() == ""))
+    english = cfg["english_context"]
+    rules = load_rules(english["rules"]) if english["enabled"] else ()
+    hints = load_rules(english["rules"], "hints") if english["enabled"] and english["judge"] else ()
     return (rows.with_row_index("_row")
             .with_columns(mojibake=raw_text.str.contains(MOJIBAKE).fill_null(False), clean=messages)
             .with_columns(
@@ -176,9 +326,14 @@ def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
                 | ~pl.col("clean").list.eval(ROLE == "user").list.any()
                 | ~pl.col("clean").list.eval(ROLE == "assistant").list.any(),
                 prompt=_joined(pl.col("clean"), "user"),
+                answer=_joined(pl.col("clean"), "assistant"),
                 text=_joined(pl.col("clean"), None),
+                key=dedup_key(pl.col("clean")),
                 prompt_chars=_chars(pl.col("clean"), "user"),
-                answer_chars=_chars(pl.col("clean"), "assistant")))
+                answer_chars=_chars(pl.col("clean"), "assistant"))
+            .with_columns(english_why=first_fired(pl.col("prompt"), rules),
+                          english_hint=first_fired(pl.col("prompt"), hints).is_not_null())
+            .with_columns(english=pl.col("english_why").is_not_null(), english_by=pl.lit("rule")))
 
 
 def _first_reason(checks: list[tuple[str, pl.Expr]]) -> pl.Expr:
@@ -207,38 +362,173 @@ def reasons(cfg: dict, *, decontaminate: bool = True) -> list[str]:
         if cfg["length"]["enabled"] else []
     names += ["low_cjk_share"] if cfg["cjk"]["enabled"] else []
     names += ["english_context"] if cfg["english_context"]["enabled"] else []
+    names += ["translated_code"] if cfg["translated_code"] else []
     names += ["contaminated"] if cfg["decontaminate"]["enabled"] and decontaminate else []
     names += ["exact_duplicate"] if cfg["exact_dedup"] else []
     names += ["near_duplicate"] if cfg["near_dedup"]["enabled"] else []
     return names
 
 
+class Cleaned(NamedTuple):
+    kept: pl.DataFrame      # SCHEMA, messages normalised
+    rejected: pl.DataFrame  # REJECTED_SCHEMA, messages as they came in (for the reviewer)
+    dropped: dict[str, int]  # {reason: count}
+    notes: dict             # for stats.json: {"normalized": {"html_entities": rows}, "sample": {...} if sampled}
+
+
+def meta_field(meta: pl.Expr, field: str) -> pl.Expr:
+    """One top-level field of the JSON `meta` column, as a string (null where absent)."""
+    return meta.str.json_path_match("$." + field if re.fullmatch(r"[A-Za-z_]\w*", field) else f"$['{field}']")
+
+
+def _keys(meta: str | None) -> list[str]:
+    try:
+        value = json.loads(meta or "{}")
+    except ValueError:
+        return []
+    return list(value) if isinstance(value, dict) else []
+
+
+def sample_rows(kept: pl.DataFrame, sample: dict, source: str) -> tuple[pl.Series, dict]:
+    """(mask of the kept rows taken, the `sample` note for stats.json) for a source's
+    `sample: {n, stratify_by, seed}` (DESIGN.md): n rows, each stratum of the meta field
+    `stratify_by` keeping its share (culturalign.mix.stratified_sample)."""
+    n, seed, field = int(sample["n"]), int(sample.get("seed", 0)), sample.get("stratify_by")
+    strata = None
+    if field:
+        strata = kept.select(meta_field(pl.col("meta"), field)).to_series()
+        if kept.height and strata.null_count() == kept.height:
+            fields = sorted({key for meta in kept["meta"].head(1000).to_list() for key in _keys(meta)})
+            raise io.InputError(f"source '{source}'", f"no row has the meta field "
+                                f"{field!r} (meta fields: {', '.join(fields) or 'none'})", field="sample.stratify_by")
+    note = {"n": n, "seed": seed, "stratify_by": field}
+    if n >= kept.height:
+        note["warning"] = f"sample.n = {n} is not less than the {kept.height} cleaned rows: all kept"
+        log.warning("source %s: %s", source, note["warning"])
+    taken = stratified_sample(kept, n, seed, strata)
+    if strata is not None:
+        counts = pl.DataFrame({"s": strata.fill_null("(missing)"), "t": taken}).group_by("s").agg(
+            rows=pl.len(), taken=pl.col("t").sum()).sort("s")
+        note["strata"] = {s: {"rows": r, "taken": t} for s, r, t in counts.iter_rows()}
+    return taken, note
+
+
+ENGLISH_JUDGE_PROMPT = (
+    "你在为中文大模型清洗指令数据，其中很多是从英文机器翻译过来的。判断下面这条指令是否只有在英语语境下才有意义："
+    "例如关于英文字母、拼写、押韵或头韵、发音、英文单词或语法、英文文字游戏，或者答案取决于美国等英语国家的本地制度。"
+    "中文诗词押韵、中文语法、把英文翻译成中文、只是提到美国或美元的问题，都不算。只回答“是”或“否”。")
+
+
+def _verdict(reply: str | None) -> bool | None:
+    """The judge's yes/no (是/否, yes/no), None when the reply says neither."""
+    text = (reply or "").strip().lstrip("“\"'「*").lower()
+    if text.startswith(("否", "不是", "no")):
+        return False
+    if text.startswith(("是", "yes")):
+        return True
+    return None
+
+
+def judge_english(prompts: list[str], judge_cfg: dict, cache: str | None, usage: str | None) -> list[bool | None]:
+    """An LLM's verdict per prompt: English context or not (None: no usable reply). Cached, budgeted,
+    concurrent: culturalign.llm."""
+    from culturalign import llm  # the OpenAI client is imported only when a judge is configured
+    backend = llm.make_backend(judge_cfg, cache, usage)
+    try:
+        replies = backend.complete([[{"role": "system", "content": ENGLISH_JUDGE_PROMPT},
+                                     {"role": "user", "content": p}] for p in prompts], temperature=0.0, max_tokens=4)
+    finally:
+        backend.close()
+    return [_verdict(r) for r in replies]
+
+
+def _second_opinion(work: pl.DataFrame, earlier: pl.Expr, ask: str, judge_cfg: dict, cache: str | None,
+                    usage: str | None) -> tuple[pl.DataFrame, dict]:
+    """Ask the judge about the rows no earlier filter drops: those only a hint fired on (ask
+    "unsure") or all of them (ask "all"); its verdict replaces the rules' where it gave one."""
+    unsure = pl.col("english_hint") & ~pl.col("english")
+    asked = work.select(earlier.is_null() & (unsure if ask == "unsure" else pl.lit(True))).to_series()
+    index = asked.arg_true()
+    verdicts = judge_english(work["prompt"].gather(index).to_list(), judge_cfg, cache, usage) if len(index) else []
+    llm = pl.Series([None] * work.height, dtype=pl.Boolean).scatter(index, pl.Series(verdicts, dtype=pl.Boolean)) \
+        if len(index) else pl.Series([None] * work.height, dtype=pl.Boolean)
+    work = work.with_columns(english_rule=pl.col("english"), english_llm=llm).with_columns(
+        english=pl.coalesce("english_llm", "english"),
+        english_by=pl.when(pl.col("english_llm").is_not_null()).then(pl.lit("llm")).otherwise(pl.lit("rule")))
+    answered = work.filter(pl.col("english_llm").is_not_null())
+    note = {"asked": len(index), "failed": len(index) - answered.height,
+            "llm_english": int(answered["english_llm"].sum()),
+            "disagree": int((answered["english_llm"] != answered["english_rule"]).sum())}
+    log.info("english_context judge: %s", note)
+    return work, note
+
+
+def _with_verdicts(work: pl.DataFrame) -> pl.Series:
+    """meta with {"english_context": {"english", "by": rule|llm, "rule": why or null}} on every row a
+    rule fired on or the judge answered."""
+    metas = work["meta"].to_list()
+    decided = work.select("english", "english_by", "english_why", "english_rule")
+    for i, (english, by, why, rule) in enumerate(decided.iter_rows()):
+        if by == "llm" or rule:
+            meta = json.loads(metas[i] or "{}")
+            meta["english_context"] = {"english": english, "by": by, "rule": why}
+            metas[i] = json.dumps(meta, ensure_ascii=False)
+    return pl.Series("meta", metas, dtype=pl.String)
+
+
 def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[str] | tuple[str, ...] = (),
-                human_rejected: frozenset[str] | set[str] = frozenset()
-                ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """(kept rows [SCHEMA, normalised], dropped rows [REJECTED_SCHEMA, as they came in], {reason: count}).
+                human_rejected: frozenset[str] | set[str] = frozenset(), sample: dict | None = None,
+                english_judge: dict | None = None, llm_cache: str | None = None, llm_usage: str | None = None
+                ) -> Cleaned:
+    """Kept rows, dropped rows with their reason, {reason: count} and notes (see `Cleaned`).
 
     `dropped` has a count, zero included, for every reason the enabled filters can give, in filter
-    order; decontamination runs only when `eval_questions` is non-empty.
+    order (then `sampled_out` when `sample` is given); decontamination runs only when
+    `eval_questions` is non-empty. `sample` (a source's `sample:` entry) is applied to the rows
+    that survive every filter; the rows not taken are dropped as `sampled_out`. `english_judge`: the
+    judges: entry that `clean.english_context.judge` names (with `llm_cache`, `llm_usage` as for
+    refinement); required when that key is set.
     """
     cfg = resolve(cfg)
-    work = _features(rows.select(list(io.SCHEMA)), cfg)
-    work = work.with_columns(drop_reason=_first_reason(_row_checks(cfg, human_rejected)))
+    rows = rows.select(list(io.SCHEMA))
+    normalized = {"html_entities": 0}
+    raw = rows["messages"]
+    if cfg["html_entities"]:
+        unescaped, normalized["html_entities"] = unescape_entities(raw)
+        rows = rows.with_columns(messages=unescaped)
+    work = _features(rows, cfg).with_columns(raw=raw)
+    checks = _row_checks(cfg, human_rejected)
+    notes: dict = {"normalized": normalized}
+    if cfg["english_context"]["enabled"] and cfg["english_context"]["judge"]:
+        if english_judge is None:
+            raise ValueError(f"clean.english_context.judge is {cfg['english_context']['judge']!r} but no judge "
+                             "config was passed to clean_frame (english_judge=)")
+        before = checks[:[reason for reason, _ in checks].index("english_context")]
+        work, notes["english_context"] = _second_opinion(work, _first_reason(before), cfg["english_context"]["ask"],
+                                                         english_judge, llm_cache, llm_usage)
+    work = work.with_columns(drop_reason=_first_reason(checks))
     decon = cfg["decontaminate"]
     if decon["enabled"] and eval_questions:
         work = _mark(work, "contaminated", lambda alive: contaminated(
             alive["prompt"].to_list(), list(eval_questions), decon["ngram"], decon["threshold"]))
     if cfg["exact_dedup"]:
-        work = _mark(work, "exact_duplicate", lambda alive: ~alive["text"].is_first_distinct())
+        work = _mark(work, "exact_duplicate", lambda alive: ~alive["key"].is_first_distinct())
     near = cfg["near_dedup"]
     if near["enabled"]:
         work = _mark(work, "near_duplicate", lambda alive: near_duplicates(
-            alive["text"].to_list(), threshold=near["threshold"], ngram=near["ngram"],
+            alive["key"].to_list(), threshold=near["threshold"], ngram=near["ngram"],
             num_perm=near["num_perm"], seed=near["seed"]))
+    if sample:
+        source = rows["source"][0] if rows.height else "?"
+        taken, notes["sample"] = sample_rows(work.filter(pl.col("drop_reason").is_null()), sample, source)
+        work = _mark(work, "sampled_out", lambda alive: ~taken)
+    if "english_context" in notes:
+        work = work.with_columns(meta=_with_verdicts(work))
     kept = work.filter(pl.col("drop_reason").is_null()).select(
         "id", "source", pl.col("clean").alias("messages"), "meta").cast(io.SCHEMA)
-    rejected = work.filter(pl.col("drop_reason").is_not_null()).select(list(io.REJECTED_SCHEMA)).cast(
-        io.REJECTED_SCHEMA)
+    rejected = work.filter(pl.col("drop_reason").is_not_null()).select(
+        "id", "source", pl.col("raw").alias("messages"), "meta", "drop_reason").cast(io.REJECTED_SCHEMA)
     counts = dict(rejected["drop_reason"].value_counts().iter_rows())
-    dropped = {reason: counts.get(reason, 0) for reason in reasons(cfg, decontaminate=bool(eval_questions))}
-    return kept, rejected, dropped
+    names = reasons(cfg, decontaminate=bool(eval_questions)) + (["sampled_out"] if sample else [])
+    return Cleaned(kept, rejected, {reason: counts.get(reason, 0) for reason in names}, notes)
+

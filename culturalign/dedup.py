@@ -149,7 +149,9 @@ def _candidate_pairs(sig: np.ndarray, usable: np.ndarray, bands: int, rows: int,
     if not found:
         return np.empty((0, 2), np.int64)
     pairs = np.sort(np.concatenate(found), axis=1)
-    return np.unique(pairs, axis=0)
+    # One int64 code per pair: a 1-D unique is several times faster than np.unique(axis=0).
+    codes = np.unique(pairs[:, 0] * np.int64(len(sig)) + pairs[:, 1])
+    return np.stack([codes // len(sig), codes % len(sig)], axis=1)
 
 
 def _confirmed(sig: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
@@ -175,7 +177,7 @@ def _cluster_roots(n: int, pairs: np.ndarray) -> np.ndarray:
         labels = new
 
 
-def near_duplicates(texts: Sequence[str], *, threshold: float = 0.85, ngram: int = 5, num_perm: int = 128,
+def near_duplicates(texts: Sequence[str], *, threshold: float = 0.7, ngram: int = 5, num_perm: int = 128,
                     seed: int = 1) -> np.ndarray:
     """Boolean mask: True for each text that is a near duplicate of an earlier text.
 

@@ -1,10 +1,15 @@
-"""Human verification: a review sheet per source, and the reviewer's decisions read back.
+"""Human verification: a review sheet per source, the reviewer's decisions read back, and a summary
+of the dropped rows per reason for the report.
 
-The sheet is a random sample of the kept rows (seeded by id, see culturalign.mix.id_rank), in a
-stable order, as CSV (UTF-8 with a byte-order mark, so spreadsheet programs show Chinese correctly)
-with the columns id, source, prompt, answer, decision (blank), note. The reviewer writes `accept` or
-`reject` into `decision` (any case; blank = no decision) and lists the file as the source's
-`decisions:` in the config; rejected ids are then dropped as `human_rejected`.
+The sheet holds n of the kept rows as CSV (UTF-8 with a byte-order mark, so spreadsheet programs show
+Chinese correctly) with the columns id, source, prompt, answer, flags, decision (blank), note. Rows
+the rules are unsure of come first, `flags` saying why: the rules and the LLM judge disagreed
+(clean.english_context.judge; these lead), an English-context hint fired (the `hints:`
+of the rules file: the prompt mentions English, letters, words, or quotes an English word, yet no rule
+dropped it) or a short answer was kept as right for its task. The rest is a random sample (seeded
+by id, see culturalign.mix.id_rank), so the order is stable and a larger n extends the sheet. The
+reviewer writes `accept` or `reject` into `decision` (any case; blank = no decision) and lists the
+file as the source's `decisions:` in the config; rejected ids are then dropped as `human_rejected`.
 """
 from __future__ import annotations
 
@@ -15,12 +20,13 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from culturalign import clean
 from culturalign.io import InputError
-from culturalign.mix import sample
+from culturalign.mix import id_rank
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("id", "source", "prompt", "answer", "decision", "note")
+COLUMNS = ("id", "source", "prompt", "answer", "flags", "decision", "note")
 DECISIONS = ("accept", "reject")
 TURN_SEPARATOR = "\n---\n"  # between the turns of one role in a multi-turn dialogue
 
@@ -31,11 +37,53 @@ def _turns(role: str) -> pl.Expr:
         .list.join(TURN_SEPARATOR)
 
 
-def review_sheet(kept: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    """n rows sampled by seeded id rank (stable across reruns), one column per COLUMNS entry."""
-    return sample(kept, n, seed).select(
-        "id", "source", prompt=_turns("user"), answer=_turns("assistant"),
-        decision=pl.lit(""), note=pl.lit(""))
+def review_flags(rows: pl.DataFrame, clean_cfg: dict | None = None) -> pl.Series:
+    """Per kept row, why the rules are unsure of it ("" when they are not), see the module doc."""
+    cfg = clean.resolve(clean_cfg)
+    prompt, answer = _turns("user"), _turns("assistant")
+    hints = clean.load_rules(cfg["english_context"]["rules"], "hints") if cfg["english_context"]["enabled"] else ()
+    english = pl.lit("english_context? ") + clean.first_fired(prompt, hints)
+    short_kept = (answer.str.len_chars() < cfg["length"]["min_answer"]) & clean.short_answer_fits(prompt, answer)
+    short = pl.when(short_kept).then(pl.lit("too_short_answer? kept: a short answer right for its task"))
+    verdict = pl.col("meta").str.json_path_match("$.english_context.english") == "true"
+    rule = pl.col("meta").str.json_path_match("$.english_context.rule")
+    by_llm = pl.col("meta").str.json_path_match("$.english_context.by") == "llm"
+    disagree = pl.when(by_llm & (verdict != rule.is_not_null())).then(
+        pl.lit("english_context? the rules and the LLM disagree (rule: ") + rule.fill_null("none")
+        + pl.lit("; LLM: ") + pl.when(verdict).then(pl.lit("English")).otherwise(pl.lit("not English")) + pl.lit(")"))
+    return rows.select(pl.concat_str([disagree, english, short], separator="; ", ignore_nulls=True)
+                       .fill_null("").alias("flags")).to_series()
+
+
+def review_sheet(kept: pl.DataFrame, n: int, seed: int, clean_cfg: dict | None = None) -> pl.DataFrame:
+    """n kept rows, flagged ones first (rules and LLM disagreeing before those), then by seeded id rank
+    (stable across reruns and row order),
+    one column per COLUMNS entry. `clean_cfg`: the source's `clean` block (its rules file and
+    min_answer decide the flags)."""
+    return (kept.with_columns(review_flags(kept, clean_cfg), id_rank(kept["id"], seed))
+            .sort(pl.col("flags") == "", ~pl.col("flags").str.contains("disagree"), "rank").head(n)
+            .select("id", "source", prompt=_turns("user"), answer=_turns("assistant"), flags="flags",
+                    decision=pl.lit(""), note=pl.lit("")))
+
+
+def drop_summary(rejected: pl.DataFrame, examples: int = 3, seed: int = 0, rules: str | None = None,
+                 max_chars: int = 300) -> dict[str, dict]:
+    """Per drop reason of a rejected.parquet frame, most frequent first: {"count": rows, "examples":
+    [{id, prompt, answer} (+ "rule": the English-context rule that fired), ...]}, `examples` rows per
+    reason picked by seeded id rank (stable), texts cut to `max_chars`. For the report."""
+    picked = (rejected.with_columns(id_rank(rejected["id"], seed))
+              .with_columns(count=pl.len().over("drop_reason"), pick=pl.col("rank").rank("ordinal").over("drop_reason"))
+              .filter(pl.col("pick") <= examples)
+              .sort(pl.col("count"), pl.col("drop_reason"), pl.col("pick"), descending=[True, False, False])
+              .with_columns(prompt=_turns("user").str.slice(0, max_chars), answer=_turns("assistant").str.slice(0, max_chars),
+                            rule=pl.when(pl.col("drop_reason") == "english_context")
+                            .then(clean.first_fired(_turns("user").str.normalize("NFKC"), clean.load_rules(rules)))))
+    summary: dict[str, dict] = {}
+    for row in picked.iter_rows(named=True):
+        entry = summary.setdefault(row["drop_reason"], {"count": row["count"], "examples": []})
+        example = {"id": row["id"], "prompt": row["prompt"], "answer": row["answer"]}
+        entry["examples"].append(example | ({"rule": row["rule"]} if row["rule"] else {}))
+    return summary
 
 
 def write_sheet(sheet: pl.DataFrame, path: str | os.PathLike) -> None:

@@ -23,10 +23,11 @@ def merge_drops(reader_rejected: pl.DataFrame, dropped: dict[str, int]) -> dict[
 
 
 def source_stats(name: str, rows_in: int, kept: pl.DataFrame, rejected: pl.DataFrame, dropped: dict[str, int],
-                 refined: int) -> dict:
-    """stats.json of a source; raises when the counts do not add up (a row lost or counted twice)."""
+                 refined: int, notes: dict | None = None) -> dict:
+    """stats.json of a source; raises when the counts do not add up (a row lost or counted twice).
+    `notes` are the filters' extra counts (normalized, sampled, ...), added as they are."""
     stats = {"source": name, "rows_in": rows_in, "rows_kept": kept.height, "rows_rejected": rejected.height,
-             "dropped": dropped, "refined": refined}
+             "dropped": dropped, "refined": refined, **(notes or {})}
     if not rows_in == kept.height + rejected.height == kept.height + sum(dropped.values()):
         raise RuntimeError(f"source '{name}': rows do not add up: {stats} (a filter lost or double-counted rows)")
     return stats
@@ -35,12 +36,15 @@ def source_stats(name: str, rows_in: int, kept: pl.DataFrame, rejected: pl.DataF
 def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rules_path: str,
                  eval_sets: list[dict], decisions_path: str | None = None, refine_cfg: dict | None = None,
                  refine_judge: dict | None = None, llm_cache: str | None = None, usage_path: str | None = None,
-                 benign: bool = True) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+                 benign: bool = True, sample: dict | None = None,
+                 english_judge: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """(kept rows, every rejected row with its drop_reason, stats) of one source file.
 
     `clean_cfg` is the source's merged `clean` block; `rules_path` its english-context rules file (a rule
     input, so editing it reruns the job); `eval_sets` [{path, format}] the sets to decontaminate against;
-    `benign` says the questions are harmless (knowledge data), for the refinement's refusal test.
+    `benign` says the questions are harmless (knowledge data), for the refinement's refusal test;
+    `sample` the source's {n, stratify_by, seed} (after cleaning); `english_judge` the judge config giving
+    the English-context rules a second opinion (or None).
     """
     cfg = deep_merge(clean_cfg, {"english_context": {"rules": rules_path}})
     rows, reader_rejected = read_source(path, name, fmt)
@@ -57,7 +61,10 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
             questions += load_questions(eval_set["path"], eval_set.get("format"))
         log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
 
-    kept, rejected, dropped = clean_frame(rows, cfg, eval_questions=questions, human_rejected=human_rejected)
+    kept, rejected, dropped, notes = clean_frame(
+        rows, cfg, eval_questions=questions, human_rejected=human_rejected, sample=sample,
+        english_judge=english_judge, llm_cache=llm_cache,
+        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json")
 
     refined = 0
     if (refine_cfg or {}).get("enabled"):
@@ -67,7 +74,7 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
 
     all_rejected = pl.concat([reader_rejected.select(list(io.REJECTED_SCHEMA)).cast(io.REJECTED_SCHEMA), rejected])
     stats = source_stats(name, rows.height + reader_rejected.height, kept, all_rejected,
-                         merge_drops(reader_rejected, dropped), refined)
+                         merge_drops(reader_rejected, dropped), refined, notes)
     log.info("%s: kept %d of %d; dropped %s; refined %d", name, kept.height, stats["rows_in"], stats["dropped"],
              refined)
     return kept, all_rejected, stats

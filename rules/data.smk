@@ -17,6 +17,8 @@ rule clean_source:
         refine_judge=wf.judge(config, config["refine"]["judge"]) if config["refine"]["enabled"] else None,
         llm_cache=config["llm_cache"],
         usage="results/llm/clean_source/{stage}/{source}.json",
+        sample=lambda wc: wf.source(config, wc.stage, wc.source).get("sample"),
+        english_judge=lambda wc: wf.judge(config, wf.clean_config(config, wc.stage, wc.source).get("english_context", {}).get("judge")),
     log:
         "logs/clean_source/{stage}/{source}.log",
     benchmark:
@@ -54,6 +56,7 @@ rule review_sheet:
     params:
         sample=config["review"]["sample"],
         seed=config["review"]["seed"],
+        clean=lambda wc: wf.clean_config(config, wc.stage, wc.source),
     log:
         "logs/review_sheet/{stage}/{source}.log",
     benchmark:

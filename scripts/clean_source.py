@@ -15,6 +15,8 @@ kept, rejected, stats = clean_source(
     refine_judge=params.refine_judge,
     llm_cache=params.llm_cache,
     usage_path=params.usage,
+    sample=params.sample,
+    english_judge=params.english_judge,
     benign=snakemake.wildcards.stage == "knowledge",
 )
 io.write_parquet(kept, snakemake.output.clean)

@@ -7,6 +7,7 @@ from culturalign.review import review_sheet, write_sheet
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])
-sheet = review_sheet(pl.read_parquet(snakemake.input[0]), snakemake.params.sample, snakemake.params.seed)
+params = snakemake.params
+sheet = review_sheet(pl.read_parquet(snakemake.input[0]), params.sample, params.seed, clean_cfg=params.clean)
 write_sheet(sheet, snakemake.output[0])
 logging.info("review sheet: %d rows -> %s", sheet.height, snakemake.output[0])

@@ -11,8 +11,9 @@ from culturalign.clean import DEFAULTS, clean_frame, load_rules, normalize_text,
 
 ANSWER = "长城是中国古代修建的军事防御工程，东起山海关，西至嘉峪关，绵延万余里。"
 # Every filter off: a test switches on the one it is about.
-ALL_OFF = {"normalize": False, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False},
-           "english_context": {"enabled": False}, "exact_dedup": False, "near_dedup": {"enabled": False},
+ALL_OFF = {"html_entities": False, "normalize": False, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False},
+           "english_context": {"enabled": False}, "translated_code": False, "exact_dedup": False,
+           "near_dedup": {"enabled": False},
            "decontaminate": {"enabled": False}}
 
 
@@ -28,7 +29,7 @@ def run(rows: list[dict], cfg: dict, **kwargs) -> tuple[pl.DataFrame, pl.DataFra
 
 
 def outcome(rows: list[dict], cfg: dict, **kwargs) -> tuple[list[str], dict[str, str]]:
-    kept, rejected, dropped = run(rows, cfg, **kwargs)
+    kept, rejected, dropped, _ = run(rows, cfg, **kwargs)
     assert kept.height + rejected.height == len(rows)
     assert sum(dropped.values()) == rejected.height
     return kept["id"].to_list(), dict(rejected.select("id", "drop_reason").iter_rows())
@@ -62,14 +63,14 @@ def test_normalize_values(raw, expected):
 
 
 def test_normalize_applies_to_every_turn_and_keeps_roles():
-    kept, _, _ = run([conv(0, "Ｑ：你好  吗？", "很好，谢谢！\r\n", system="系统\u200b提示")], only(normalize=True))
+    kept, _, _, _ = run([conv(0, "Ｑ：你好  吗？", "很好，谢谢！\r\n", system="系统\u200b提示")], only(normalize=True))
     assert kept["messages"].to_list()[0] == [
         {"role": "system", "content": "系统提示"}, {"role": "user", "content": "Q：你好 吗？"},
         {"role": "assistant", "content": "很好，谢谢！"}]
 
 
 def test_to_simplified_converts_traditional():
-    kept, _, _ = run([conv(0, "請問長城有多長？", "萬里長城約兩萬公里。")], only(to_simplified=True))
+    kept, _, _, _ = run([conv(0, "請問長城有多長？", "萬里長城約兩萬公里。")], only(to_simplified=True))
     assert [m["content"] for m in kept["messages"][0]] == ["请问长城有多长？", "万里长城约两万公里。"]
 
 
@@ -78,6 +79,31 @@ def test_defaults_fill_missing_keys():
     assert cfg["length"] == {**DEFAULTS["length"], "max_answer": 10}
     assert cfg["near_dedup"]["threshold"] == DEFAULTS["near_dedup"]["threshold"]
     assert cfg["cjk"] == DEFAULTS["cjk"]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("1 &lt; 2 &amp;&amp; 3 &gt; 2", "1 < 2 && 3 > 2"),
+    ("他说&quot;你好&quot;，I&#39;m fine &#x27;ok&#x27;", "他说\"你好\"，I'm fine 'ok'"),
+    ("&amp;lt;div&amp;gt;", "<div>"),                       # escaped twice
+    ("a=1&copy=2 和 &foo; 不变", "a=1&copy=2 和 &foo; 不变"),  # no ';' or an unknown name: left alone
+])
+def test_html_entities_unescaped_in_every_turn(raw, expected):
+    row = conv(0, raw, raw, system=raw)
+    kept, _, _, notes = run([row, conv(1, "没有实体", ANSWER)], only(html_entities=True))
+    assert [m["content"] for m in kept["messages"][0]] == [expected] * 3
+    assert notes["normalized"] == {"html_entities": int(raw != expected)}
+
+
+def test_html_entities_are_unescaped_before_the_filters_and_rejected_rows_stay_raw():
+    escaped = "请解释 &lt;div&gt; 和 &lt;span&gt; 标签的区别 &quot;HTML&quot; &#39;"
+    cjk = {"enabled": True, "min_share": 0.3}
+    kept, rejected, _, notes = run([conv(0, escaped, "&lt;div&gt; 是块级元素，&lt;span&gt; 是行内元素。")],
+                                   only(html_entities=True, cjk=cjk))
+    assert kept.height == 1 and notes["normalized"]["html_entities"] == 1
+    kept, rejected, _, _ = run([conv(0, escaped, "&lt;div&gt; 是块级元素，&lt;span&gt; 是行内元素。")], only(cjk=cjk))
+    assert rejected["drop_reason"].to_list() == ["low_cjk_share"]  # what the entities did before
+    kept, rejected, _, _ = run([conv(0, "&lt;&gt;&lt;&gt;", "&lt;")], only(html_entities=True, length=DEFAULTS["length"]))
+    assert rejected["messages"][0][0]["content"] == "&lt;&gt;&lt;&gt;"
 
 
 # --- filters --------------------------------------------------------------------------------------
@@ -161,10 +187,21 @@ def test_english_context_custom_rules_file(tmp_path):
     assert outcome(rows, cfg) == (["r1", "r3"], {"r0": "english_context", "r2": "english_context"})
 
 
+def test_english_context_rule_with_unless(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - pattern: '押韵'\n    unless: '诗|歌'\n    why: rhymes of words\n", encoding="utf-8")
+    cfg = only(english_context={"enabled": True, "rules": str(rules)})
+    rows = [conv(0, "找一个与 cat 押韵的词"), conv(1, "写一首押韵的诗"), conv(2, "押韵的儿歌")]
+    assert outcome(rows, cfg) == (["r1", "r2"], {"r0": "english_context"})
+
+
 def test_english_context_rules_errors_name_the_rule(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - pattern: 'ok'\n  - pattern: '(unclosed'\n", encoding="utf-8")
     with pytest.raises(io.InputError, match=r"bad\.yaml, record 1, field 'pattern': invalid regular expression"):
+        load_rules(bad)
+    bad.write_text("rules:\n  - pattern: 'ok'\n    unless: '[z-a]'\n", encoding="utf-8")
+    with pytest.raises(io.InputError, match=r"record 0, field 'unless': invalid regular expression"):
         load_rules(bad)
     bad.write_text("patterns: []\n", encoding="utf-8")
     with pytest.raises(io.InputError, match="field 'rules'"):
@@ -179,13 +216,26 @@ def test_human_rejected():
         ["r0"], {"r1": "human_rejected", "r2": "human_rejected"})
 
 
-def test_exact_duplicates_keep_the_first_after_normalisation():
-    rows = [conv(0, "长城有多长？"), conv(1, "长城有多长？ "), conv(2, "长城有多长？", ANSWER + "。"),
-            conv(3, "长城  有多长？"), conv(4, "长城有多长？")]
-    assert outcome(rows, only(normalize=True, exact_dedup=True)) == (
-        ["r0", "r2", "r3"], {"r1": "exact_duplicate", "r4": "exact_duplicate"})
-    # without normalisation the trailing space makes r1 different
-    assert outcome(rows, only(exact_dedup=True))[0] == ["r0", "r1", "r2", "r3"]
+def test_exact_duplicates_fold_punctuation_whitespace_and_case():
+    rows = [conv(0, "长城有多长？"), conv(1, "长城有多长？ "), conv(2, "长城有多长！", ANSWER[:-1] + "!"),
+            conv(3, "长城  有多长?"), conv(4, "《长城》有多长？"), conv(5, "长城有多长？", ANSWER + "就这样"),
+            conv(6, "Great Wall 有多长？"), conv(7, "great wall, 有多长")]
+    assert outcome(rows, only(exact_dedup=True)) == (
+        ["r0", "r5", "r6"], {f"r{i}": "exact_duplicate" for i in (1, 2, 3, 4, 7)})
+
+
+def test_dedup_key_keeps_turns_apart():
+    split = [{"role": "user", "content": "长城有"}, {"role": "assistant", "content": "多长"}]
+    other = [{"role": "user", "content": "长城"}, {"role": "assistant", "content": "有多长"}]
+    rows = [{"id": f"r{i}", "source": "t", "meta": "{}", "messages": m} for i, m in enumerate([split, other])]
+    assert outcome(rows, only(exact_dedup=True))[0] == ["r0", "r1"]
+
+
+def test_punctuation_only_near_duplicate_is_caught_at_the_default_threshold():
+    long_answer = ANSWER + "它始建于春秋战国时期，秦朝统一后将各国长城连接起来，明朝又进行了大规模的修缮。"
+    variant = long_answer.replace("，", ",").replace("。", "！") + "对"
+    rows = [conv(0, "介绍长城。", long_answer), conv(1, "介绍长城！", variant)]
+    assert outcome(rows, only(near_dedup=DEFAULTS["near_dedup"])) == (["r0"], {"r1": "near_duplicate"})
 
 
 def test_near_duplicates():
@@ -201,25 +251,25 @@ def test_decontamination_drops_rows_overlapping_eval_questions():
     rows = [conv(0, "请回答：" + question), conv(1, "诸葛亮是哪里人？")]
     cfg = only(decontaminate={"enabled": True, "ngram": 8, "threshold": 0.5})
     assert outcome(rows, cfg, eval_questions=[question]) == (["r1"], {"r0": "contaminated"})
-    kept, rejected, dropped = run(rows, cfg)  # no eval questions: the filter has nothing to do
+    kept, rejected, dropped, _ = run(rows, cfg)  # no eval questions: the filter has nothing to do
     assert kept.height == 2 and "contaminated" not in dropped
 
 
 def test_first_matching_filter_gives_the_reason_and_counts():
     rows = [conv(0, "长城有多长？"), conv(1, "翻译成英文：你好", "锟斤拷"), conv(2, "翻译成英文：你好"),
             conv(3, "长城有多长？"), conv(4, "长城有多长？", "好")]
-    kept, rejected, dropped = run(rows, {"near_dedup": {"enabled": False}}, human_rejected={"r0"})
+    kept, rejected, dropped, _ = run(rows, {"near_dedup": {"enabled": False}}, human_rejected={"r0"})
     assert kept["id"].to_list() == ["r3"]  # r0 is rejected by the reviewer, so r3 is the first copy
     assert dict(rejected.select("id", "drop_reason").iter_rows()) == {
         "r0": "human_rejected", "r1": "mojibake", "r2": "english_context", "r4": "too_short_answer"}
     assert dropped == {"human_rejected": 1, "empty_turn": 0, "mojibake": 1, "too_short_prompt": 0,
                        "too_long_prompt": 0, "too_short_answer": 1, "too_long_answer": 0, "low_cjk_share": 0,
-                       "english_context": 1, "exact_duplicate": 0}
+                       "english_context": 1, "translated_code": 0, "exact_duplicate": 0}
 
 
 def test_outputs_have_the_schemas_and_rejected_rows_stay_raw():
     rows = [conv(0, "长城  有多长？"), conv(1, "ＡＢ", "锟斤拷")]
-    kept, rejected, _ = run(rows, {})
+    kept, rejected, _, _ = run(rows, {})
     assert kept.schema == pl.Schema(io.SCHEMA) and rejected.schema == pl.Schema(io.REJECTED_SCHEMA)
     assert kept["messages"][0][0]["content"] == "长城 有多长？"
     assert rejected["messages"][0][0]["content"] == "ＡＢ"  # as it came in, for the reviewer
@@ -227,7 +277,7 @@ def test_outputs_have_the_schemas_and_rejected_rows_stay_raw():
 
 
 def test_empty_input():
-    kept, rejected, dropped = clean_frame(io.empty(), {})
+    kept, rejected, dropped, _ = clean_frame(io.empty(), {})
     assert kept.height == rejected.height == 0 and set(dropped.values()) == {0}
 
 
@@ -267,6 +317,62 @@ def test_halluqa_for_training_and_evaluation_is_contaminated(shared_data):
     path = shared_data / "halluqa" / "HalluQA.json"
     rows, rejected = formats.read_source(path, "halluqa", "halluqa")
     questions = [r["Question"] for r in json.loads(path.read_text(encoding="utf-8"))]
-    kept, dropped_rows, dropped = clean_frame(rows, {}, eval_questions=questions)
+    kept, dropped_rows, dropped, _ = clean_frame(rows, {}, eval_questions=questions)
     assert rows.height + rejected.height == 450
     assert dropped["contaminated"] == rows.height and kept.height == 0
+
+
+# --- translated code and short answers (labelled examples of both kinds) --------------------------
+
+TRANSLATED = [
+    "将 numpy 导入为 np 从 sklearn.svm 导入 SVC",
+    "定义 add_two(x):\n    返回 x + 2",
+    "导入 pandas 作为 pd\n数据 = pd.read_csv('a.csv')",
+    "对于 i 在 range(10):\n    打印(i)",
+    "如果 x > 5:\n    print('big')\n否则:\n    print('small')",
+    "类 Dog(Animal):\n    def bark(self):\n        pass",
+    "函数 add(a, b) {\n  return a + b;\n}",
+    "公共 静态 无效 main(String[] args) {",
+    "my_list.附加(4)\nprint(my_list)",
+]
+NOT_TRANSLATED = [
+    "import numpy as np\nfrom sklearn.svm import SVC\ndef f(x):\n    return x + 2",
+    "该函数返回列表的长度，如果列表为空则返回 0。",
+    "如果下雨，我们就不去公园了。",
+    "定义：光合作用是植物利用光能合成有机物的过程。",
+    "如何从 Excel 导入 CSV 文件？",
+    "对于这个问题：我认为答案是肯定的。",
+    "打印机卡纸了应该怎么处理？",
+    "返回主页后点击设置。",
+    "for i in range(10):\n    print(i)  # 打印 0 到 9",
+]
+
+
+@pytest.mark.parametrize("text", TRANSLATED)
+def test_translated_code_is_dropped(text):
+    rows = [conv(0, "请看下面的代码：", text), conv(1, text + "\n这段代码有什么问题？")]
+    assert outcome(rows, only(translated_code=True)) == ([], {"r0": "translated_code", "r1": "translated_code"})
+
+
+@pytest.mark.parametrize("text", NOT_TRANSLATED)
+def test_code_and_prose_are_not_translated_code(text):
+    assert outcome([conv(0, "请解释：", text), conv(1, text)], only(translated_code=True))[0] == ["r0", "r1"]
+
+
+SHORT_RIGHT = [("计算 (7-4)×2 的结果。", "6"), ("将下列食物分类为肉或蔬菜：牛排", "肉"), ("鲸鱼是鱼吗？", "否"),
+               ("判断对错：太阳从东方升起。", "对"), ("3 加 5 等于多少？", "8"), ("这句话的情感是积极还是消极：我太开心了！", "积极"),
+               ("从句子中提取人名：李白写了《静夜思》。", "李白"), ("中国的首都是哪里？", "北京。"), ("25 的 20% 是多少？", "5"),
+               ("Is the sky blue? 回答 yes 或 no", "Yes"), ("选出不同类的一项：苹果、香蕉、汽车", "汽车"), ("一打鸡蛋有几个？", "12个")]
+SHORT_WRONG = [("写一篇关于春天的短文。", "好"), ("介绍一下长城的历史。", "长城"), ("解释光合作用。", "是"),
+               ("你能帮我写一封求职信吗？", "能"), ("列举三种水果。", "3"), ("给我讲一个故事。", "嗯"),
+               ("计算并解释 (7-4)×2 的过程。", "6"), ("春节有哪些习俗？", "…"), ("请翻译：hello", "你"), ("描述一下你的家乡。", "美"),
+               ("长城起源于哪个朝代？", "好"), ("鲸鱼是鱼吗？", "嗯")]
+
+
+def test_short_answers_right_for_their_task_are_kept():
+    length = {**DEFAULTS["length"], "min_answer": 5}
+    rows = [conv(f"k{i}", p, a) for i, (p, a) in enumerate(SHORT_RIGHT)] + \
+        [conv(f"d{i}", p, a) for i, (p, a) in enumerate(SHORT_WRONG)]
+    kept, dropped = outcome(rows, only(length=length))
+    assert kept == [f"rk{i}" for i in range(len(SHORT_RIGHT))]
+    assert dropped == {f"rd{i}": "too_short_answer" for i in range(len(SHORT_WRONG))}

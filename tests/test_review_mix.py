@@ -9,6 +9,7 @@ import pytest
 
 from culturalign import io
 from culturalign.mix import mix
+from culturalign import review as review_mod
 from culturalign.review import COLUMNS, read_decisions, review_sheet, write_sheet
 
 
@@ -110,3 +111,40 @@ def test_mix_and_review_scripts(tmp_path, run_script):
     written = pl.read_csv(sheet)
     assert written.columns == list(COLUMNS)
     assert written["id"].to_list() == review_sheet(rows("b", 20), 4, seed=0)["id"].to_list()
+
+
+def conversation(i: int, prompt: str, answer: str) -> dict:
+    return {"id": f"r{i}", "source": "s", "meta": "{}",
+            "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
+
+
+def test_review_sheet_puts_rows_the_rules_are_unsure_of_first():
+    plain = [conversation(i, f"请介绍第{i}个节日的习俗。", "节日里人们会团聚、吃饭、走亲访友。") for i in range(10)]
+    unsure = [conversation(20, "学英语应该先学语法还是先学单词？", "先打好词汇基础，再系统学习语法。"),
+              conversation(21, "“hello”翻译成中文是什么？", "你好。"),
+              conversation(22, "鲸鱼是鱼吗？", "否")]
+    kept = io.frame(plain + unsure)
+    sheet = review_sheet(kept, 5, seed=0, clean_cfg={"length": {"min_answer": 2}})
+    flags = dict(sheet.select("id", "flags").iter_rows())
+    assert set(sheet["id"].to_list()[:3]) == {"r20", "r21", "r22"}
+    assert flags["r20"] == "english_context? mentions English, the US, letters, words, rhymes or grammar"
+    assert flags["r21"] == "english_context? quotes an English word"
+    assert flags["r22"] == "too_short_answer? kept: a short answer right for its task"
+    assert [flags[i] for i in sheet["id"].to_list()[3:]] == ["", ""]
+    assert sheet["id"].to_list() == review_sheet(kept, 8, seed=0, clean_cfg={"length": {"min_answer": 2}})["id"].to_list()[:5]
+
+
+def test_drop_summary_counts_and_three_examples_per_reason():
+    rows_ = [conversation(i, f"重复的问题{i % 2}", "重复的回答") for i in range(6)] + \
+        [conversation(10, "英语里哪些单词和cat押韵？", "hat, bat"), conversation(11, "用英语写一封信", "Dear...")]
+    reasons = ["exact_duplicate"] * 6 + ["english_context"] * 2
+    rejected = io.frame([r | {"drop_reason": why} for r, why in zip(rows_, reasons)], io.REJECTED_SCHEMA)
+    summary = review_mod.drop_summary(rejected)
+    assert list(summary) == ["exact_duplicate", "english_context"]  # most frequent first
+    assert summary["exact_duplicate"]["count"] == 6 and len(summary["exact_duplicate"]["examples"]) == 3
+    assert summary["english_context"]["count"] == 2
+    rules = {e["id"]: e["rule"] for e in summary["english_context"]["examples"]}
+    assert rules["r11"].startswith("asks for an answer or a text written in English")
+    assert rules["r10"].startswith("rhymes of words")
+    assert summary == review_mod.drop_summary(rejected.reverse())  # stable picks
+    assert review_mod.drop_summary(io.empty(io.REJECTED_SCHEMA)) == {}

@@ -26,7 +26,7 @@ def check(cfg, repo_root):
 
 def test_schema_fills_defaults(config, repo_root):
     cfg = check(config, repo_root)
-    assert cfg["clean"]["near_dedup"] == {"enabled": True, "threshold": 0.85, "ngram": 5, "num_perm": 128, "seed": 1}
+    assert cfg["clean"]["near_dedup"] == {"enabled": True, "threshold": 0.7, "ngram": 5, "num_perm": 128, "seed": 1}
     assert cfg["train"]["packing"] is True and cfg["train"]["nodes"] == 1
     assert cfg["data"]["knowledge"][0]["cap"] is None
 
