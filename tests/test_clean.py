@@ -301,7 +301,8 @@ def test_clean_source_script(tmp_path, repo_root, run_script):
                        "stats": str(out / "stats.json")},
                params={"name": "src", "fmt": "alpaca", "clean": {},
                        "eval_sets": [{"path": str(questions), "format": "jsonl"}],
-                       "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None},
+                       "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None,
+                       "sample": None, "english_judge": None},
                wildcards={"stage": "knowledge", "source": "src"})
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert {k: v for k, v in stats["dropped"].items() if v} == {

@@ -107,7 +107,7 @@ def test_mix_and_review_scripts(tmp_path, run_script):
 
     sheet = tmp_path / "review.csv"
     run_script("review_sheet", input=[inputs[1]], output=[str(sheet)],
-               params={"sample": 4, "seed": 0})
+               params={"sample": 4, "seed": 0, "clean": {}})
     written = pl.read_csv(sheet)
     assert written.columns == list(COLUMNS)
     assert written["id"].to_list() == review_sheet(rows("b", 20), 4, seed=0)["id"].to_list()
