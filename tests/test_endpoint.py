@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
+from snakemake.utils import validate
 
 from culturalign.benchmarks import load
 from culturalign.endpoint import EndpointError, endpoint_config, generate_endpoint
@@ -199,3 +201,28 @@ def test_endpoint_config_overrides_per_model():
                                                    "concurrency": 2, "timeout": 600, "temperature": 0.0}
     assert endpoint_config(generation, "sft1")["base_url"] == "http://a/v1"
     assert generate_endpoint([], {"model": "m"}, max_new_tokens=1, cache_path=None, usage_path=None).height == 0
+
+
+def check_config(**parts) -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")) | parts
+    validate(config, str(REPO / "config.schema.yaml"))
+    return config
+
+
+def test_schema_generation_and_compare():
+    config = check_config()
+    assert config["compare"] == [] and config["generation"]["serve"]["enabled"] is False
+    assert config["generation"]["serve"]["command"] == "vllm serve {model_dir} --host 127.0.0.1 --port {port}"
+    openai_gen = {"backend": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "K",
+                  "concurrency": 64, "overrides": {"base": {"model": "n"}}}
+    assert endpoint_config(check_config(generation=openai_gen)["generation"], "base")["model"] == "n"
+    check_config(compare=[{"name": "qwen2-7b", "backend": "openai", "base_url": "http://h/v1", "model": "q",
+                           "api_key_env": "K"}, {"name": "local-ref", "backend": "local", "path": "/models/x"}])
+    for parts, needle in [({"generation": {"backend": "openai", "model": "m"}}, "'base_url' is a required property"),
+                          ({"generation": {"serve": {"comand": "x"}}}, "'comand' was unexpected"),
+                          ({"compare": [{"name": "r", "backend": "local"}]}, "'path' is a required property"),
+                          ({"compare": [{"name": "r", "backend": "openai", "base_url": "u", "model": "m",
+                                         "api_key_env": "sk-123"}]}, "does not match")]:
+        with pytest.raises(Exception) as err:
+            check_config(**parts)
+        assert needle in str(err.value)
