@@ -90,8 +90,8 @@ class EndpointBackend(OpenAIBackend):
             log.warning("endpoint %s has no model list (404 on /models); not checking model %r",
                         self.base_url, self.model)
         elif self.model not in listed:
-            raise EndpointError(f"model {self.model!r} is not served at {self.base_url}; "
-                                f"it lists: {', '.join(map(repr, listed)) or 'no models'}")
+            raise EndpointError(self.scrub(f"model {self.model!r} is not served at {self.base_url}; "
+                                           f"it lists: {', '.join(map(repr, listed)) or 'no models'}"))
 
     def token_counts(self, keys: list[str]) -> dict[str, tuple[int, int]]:
         """(prompt, completion) tokens of cached replies -- also those answered by an earlier job."""
