@@ -200,6 +200,10 @@ def test_endpoint_config_overrides_per_model():
     assert endpoint_config(generation, "base") == {"base_url": "http://b/v1", "model": "m", "api_key_env": "K",
                                                    "concurrency": 2, "timeout": 600, "temperature": 0.0}
     assert endpoint_config(generation, "sft1")["base_url"] == "http://a/v1"
+    # A compare: entry is an endpoint config too: its name, backend and path are not sent anywhere.
+    reference = {"name": "qwen", "backend": "openai", "base_url": "http://q/v1", "model": "q", "api_key_env": "K"}
+    assert endpoint_config(reference) == {"base_url": "http://q/v1", "model": "q", "api_key_env": "K",
+                                          "concurrency": 32, "timeout": 600, "temperature": 0.0}
     assert generate_endpoint([], {"model": "m"}, max_new_tokens=1, cache_path=None, usage_path=None).height == 0
 
 
