@@ -1,12 +1,19 @@
-"""Benchmark: batched vs one-at-a-time greedy generation (tokens/s), and vLLM vs transformers on a GPU.
+"""Benchmark: batched vs one-at-a-time greedy generation (tokens/s), endpoint generation at several
+concurrency levels, and vLLM vs transformers on a GPU.
 
-    python bench/generate.py                     # tiny model on CPU -> bench/results/generate.json
+    python bench/generate.py                     # tiny model on CPU + endpoint -> bench/results/generate.json
     python bench/generate.py --gpu-model DIR     # also vLLM vs transformers on DIR (~1B), when a GPU is present
 
 The CPU part builds the tiny demo model (culturalign.tiny, random weights: greedy answers run to
 max_new_tokens, so every configuration does the same amount of work). Prompts are the first A-Eval
 questions when ../shared/data is present, else the demo knowledge set, else a few built-in ones.
 Each configuration runs `--repeats` times after one warm-up; medians are reported.
+
+The endpoint part starts tests/openai_server.py through culturalign.serve (as the generate job would
+start `vllm serve`), answering every request after `--latency` seconds, and sends the prompts through
+culturalign.endpoint at each `--concurrency` level (one run each, after a warm-up). The stand-in does
+no model work, so this measures what requests in flight buy against a server's latency (and the
+client's own overhead), beside the in-process figures; a real server adds its compute on top.
 """
 from __future__ import annotations
 
@@ -25,8 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from culturalign.evalsets import load  # noqa: E402
+from culturalign.endpoint import generate_endpoint  # noqa: E402
 from culturalign.generate import generate  # noqa: E402
 from culturalign.io import write_json  # noqa: E402
+from culturalign.serve import KEY_VAR, serving  # noqa: E402
 from culturalign.tiny import build_tiny  # noqa: E402
 
 BUILTIN = ["请介绍一下长城的历史。", "把这句话翻译成英文：今天天气很好。", "计算 12 乘以 13 等于多少？",
@@ -54,6 +63,7 @@ def measure(model_dir: str, items: list[dict], *, batch_size: int, max_new_token
         walls.append(wall)
     return {"backend": backend, "batch_size": batch_size, "generated_tokens": tokens,
             "median_wall_s": round(statistics.median(walls), 3),
+            "requests_per_s": round(len(items) / statistics.median(walls), 1),
             "median_tokens_per_s": round(statistics.median(rates), 1), "runs_tokens_per_s": [round(r, 1) for r in rates]}
 
 
@@ -69,6 +79,28 @@ def cpu_part(args) -> dict:
     return {"model": "tiny (culturalign.tiny defaults)", "prompts": len(items), "max_new_tokens": args.max_new_tokens,
             "torch_threads": torch.get_num_threads(), "one_at_a_time": one, "batched": batched,
             "speedup": round(batched["median_tokens_per_s"] / one["median_tokens_per_s"], 2)}
+
+
+def endpoint_part(args) -> dict:
+    items = [{"id": str(i), "question": q, "history": []} for i, q in enumerate(questions(args.endpoint_prompts))]
+    stand_in = f"{sys.executable} {REPO / 'tests' / 'openai_server.py'} --port {{port}} --model {{model_dir}} " \
+               f"--latency {args.latency}"
+    levels = []
+    with serving("bench-model", {"command": stand_in, "health_timeout": 60}) as served:
+        endpoint = {"base_url": served.base_url, "model": served.model, "api_key_env": KEY_VAR, "timeout": 60}
+        generate_endpoint(items[:4], endpoint, max_new_tokens=args.max_new_tokens, cache_path=None,
+                          usage_path=None)   # warm-up: connections, imports
+        for concurrency in args.concurrency:
+            began = time.perf_counter()
+            out = generate_endpoint(items, endpoint | {"concurrency": concurrency}, max_new_tokens=args.max_new_tokens,
+                                    cache_path=None, usage_path=None)
+            wall = time.perf_counter() - began
+            tokens = int(out["answer_tokens"].sum())
+            levels.append({"concurrency": concurrency, "wall_s": round(wall, 3),
+                           "requests_per_s": round(len(items) / wall, 1), "tokens_per_s": round(tokens / wall, 1),
+                           "generated_tokens": tokens})
+    return {"server": "tests/openai_server.py (stand-in: fixed latency, no model work; 1 character = 1 token)",
+            "latency_s": args.latency, "prompts": len(items), "max_new_tokens": args.max_new_tokens, "levels": levels}
 
 
 def gpu_part(args) -> dict:
@@ -96,6 +128,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--endpoint-prompts", type=int, default=128)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds the stand-in server takes per request")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--gpu-model", default=None)
     parser.add_argument("--gpu-prompts", type=int, default=256)
     parser.add_argument("--gpu-batch-size", type=int, default=64)
@@ -103,9 +138,24 @@ def main() -> None:
     args = parser.parse_args()
     result = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                           "cpu": platform.processor() or platform.machine()},
-              "cpu": cpu_part(args), "gpu": gpu_part(args)}
+              "cpu": cpu_part(args), "endpoint": endpoint_part(args), "gpu": gpu_part(args)}
     write_json(result, args.out)
     print(json.dumps(result, ensure_ascii=False, indent=2))
+    print(summary(result))
+
+
+def summary(result: dict) -> str:
+    """requests/s and tokens/s of every configuration, one line each."""
+    cpu, ep = result["cpu"], result["endpoint"]
+    lines = [f"{'configuration':<52} {'requests/s':>10} {'tokens/s':>10}"]
+    for name in ("one_at_a_time", "batched"):
+        run = cpu[name]
+        label = f"in-process tiny model, batch {run['batch_size']}"
+        lines.append(f"{label:<52} {run['requests_per_s']:>10} {run['median_tokens_per_s']:>10}")
+    for level in ep["levels"]:
+        label = f"endpoint ({ep['latency_s']}s/request), concurrency {level['concurrency']}"
+        lines.append(f"{label:<52} {level['requests_per_s']:>10} {level['tokens_per_s']:>10}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

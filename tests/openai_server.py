@@ -7,9 +7,15 @@ what it received (headers and body), so tests assert on what really went over th
 
 Tests use the `chat_server` fixture of conftest.py: one server per test session, its script and log
 reset per test.
+
+It also stands in for a model server (vLLM) as its own process, for tests of culturalign.serve:
+`python tests/openai_server.py --port P --model NAME [--latency S] [--startup-delay S] [--never-healthy]`
+answers every request with `model_answer` (deterministic, honours max_tokens) and lists NAME at
+/v1/models once started; --never-healthy answers 503 there forever.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import socket
 import threading
@@ -41,6 +47,8 @@ class Script:
     sleep: float = 0.0             # seconds to wait before answering (longer than the client timeout)
     usage: tuple[int, int] | None = None   # (prompt, completion) tokens; None: count characters
     echo_key: bool = False         # error messages repeat the bearer token, as OpenAI's 401 does
+    models: tuple[str, ...] = ("judge-model",)   # what GET /v1/models lists
+    models_status: int = 200       # anything else: /v1/models answers this error (a server not yet healthy)
 
 
 @dataclass
@@ -54,6 +62,7 @@ class ChatServer:
     script: Script = field(default_factory=Script)
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    model_lists: int = 0           # GET /v1/models requests (not in `received`: chat completions only)
 
     @property
     def url(self) -> str:
@@ -77,6 +86,7 @@ class ChatServer:
         """A fresh script (unset fields take their defaults) and an empty log."""
         self.script = Script(**script)
         self.received.clear()
+        self.model_lists = 0
 
     def respond(self, body: dict) -> tuple[int, dict | Raw]:
         number = len(self.received)   # this request's number (it is already logged)
@@ -98,15 +108,33 @@ class ChatServer:
                       "total_tokens": prompt + completion},
         }
 
-    def error(self, status: int) -> dict:
+    def error(self, status: int, authorization: str | None = None) -> dict:
+        """An error body; with echo_key it repeats `authorization` (default: the last chat request's)."""
         message = f"scripted failure {status}"
         if self.script.echo_key:
-            message += f"; incorrect API key provided: {self.auth_headers[-1]}"
+            message += f"; incorrect API key provided: {authorization or self.auth_headers[-1]}"
         return {"error": {"message": message, "type": "test_error", "code": status}}
+
+
+def model_answer(body: dict) -> str:
+    """The stand-in model: a deterministic answer built from the last question, cut to max_tokens
+    characters (one character = one token here), so answers differ per item and length limits show."""
+    question = body["messages"][-1]["content"]
+    answer = f"回答：{question}。这是一个确定的回答。"
+    return answer[:body["max_tokens"]] if body.get("max_tokens") else answer
 
 
 def build_app(server: ChatServer) -> FastAPI:
     app = FastAPI()
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> JSONResponse:
+        server.model_lists += 1
+        status = server.script.models_status
+        if status != 200:
+            return JSONResponse(server.error(status, request.headers.get("authorization")), status_code=status)
+        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                                                        for m in server.script.models]})
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:
@@ -138,3 +166,21 @@ def start(server: ChatServer) -> tuple[uvicorn.Server, threading.Thread]:
         time.sleep(0.02)
     return uv, thread
 
+
+def main() -> None:
+    """Serve as a separate process, the way `vllm serve` would (blocks until terminated)."""
+    parser = argparse.ArgumentParser(description="stand-in for an OpenAI-compatible model server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", required=True, help="the model name /v1/models lists")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--startup-delay", type=float, default=0.0, help="seconds before listening")
+    parser.add_argument("--never-healthy", action="store_true", help="/v1/models answers 503 forever")
+    args = parser.parse_args()
+    time.sleep(args.startup_delay)   # a model server loads its weights before it listens
+    server = ChatServer(Script(reply=model_answer, sleep=args.latency, models=(args.model,),
+                               models_status=503 if args.never_healthy else 200), port=args.port)
+    uvicorn.run(build_app(server), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
