@@ -13,14 +13,13 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from culturalign.benchmarks import load
+from culturalign.evalsets import load
 from culturalign.endpoint import EndpointError, endpoint_config, generate_endpoint
 from culturalign.generate import COLUMNS, generate, with_items
 from culturalign.io import read_json, write_parquet
 from culturalign.judges import score_knowledge
 from culturalign.metrics import knowledge_report
-from openai_server import Raw, _chat_server_session, chat_server, model_answer  # noqa: F401  (fixtures)
-from tiny_model import make_tiny
+from openai_server import Raw, model_answer
 
 REPO = Path(__file__).resolve().parents[1]
 VAR = "CULTURALIGN_ENDPOINT_TEST_KEY"
@@ -29,7 +28,7 @@ MODEL = "served-model"
 
 
 @pytest.fixture
-def endpoint(chat_server, monkeypatch) -> dict:  # noqa: F811
+def endpoint(chat_server, monkeypatch) -> dict:
     monkeypatch.setenv(VAR, SECRET)
     chat_server.set(reply=model_answer, models=(MODEL, "other-model"))
     return {"base_url": chat_server.url, "model": MODEL, "api_key_env": VAR, "concurrency": 4, "timeout": 5,
@@ -45,7 +44,7 @@ def items_of(questions: list[str]) -> list[dict]:
 QUESTIONS = ["中国的首都是哪里？", "继续说", "写一首关于春天的诗，要很长很长很长很长。", "长城有多长？"]
 
 
-def test_table_and_request_match_in_process_semantics(chat_server, endpoint, tmp_path):  # noqa: F811
+def test_table_and_request_match_in_process_semantics(chat_server, endpoint, tmp_path):
     items = items_of(QUESTIONS)
     usage = tmp_path / "usage.json"
     out = generate_endpoint(items, endpoint, max_new_tokens=12, cache_path=str(tmp_path / "c.sqlite"),
@@ -68,7 +67,7 @@ def test_table_and_request_match_in_process_semantics(chat_server, endpoint, tmp
     assert spent["requests"] == 5 and spent["completion_tokens"] == sum(out["answer_tokens"])
 
 
-def test_rerun_sends_nothing(chat_server, endpoint, tmp_path):  # noqa: F811
+def test_rerun_sends_nothing(chat_server, endpoint, tmp_path):
     items, cache = items_of(QUESTIONS), str(tmp_path / "c.sqlite")
     first = generate_endpoint(items, endpoint, max_new_tokens=8, cache_path=cache, usage_path=None)
     chat_server.set(reply=500, models=())       # a broken server: any request would show
@@ -83,14 +82,14 @@ def test_rerun_sends_nothing(chat_server, endpoint, tmp_path):  # noqa: F811
     assert chat_server.requests == 1
 
 
-def test_scores_have_the_in_process_shape(chat_server, endpoint, tmp_path):  # noqa: F811
+def test_scores_have_the_in_process_shape(chat_server, endpoint, tiny_model, tmp_path):
     """The demo knowledge set through both paths, scored the same way: identical JSON shape, and the
     endpoint (answering the references) scores 1.0."""
     items = load(REPO / "demo" / "eval" / "knowledge.jsonl", limit=6)
     reference = {it["question"]: it["reference"] for it in items}
     chat_server.set(reply=lambda body: reference[body["messages"][-1]["content"]], models=(MODEL,))
     served = generate_endpoint(items, endpoint, max_new_tokens=64, cache_path=None, usage_path=None)
-    local = generate(make_tiny(tmp_path / "tiny"), items, max_new_tokens=4, batch_size=6, backend="transformers")
+    local = generate(tiny_model, items, max_new_tokens=4, batch_size=6, backend="transformers")
     reports = {}
     for name, frame in (("served", served), ("local", local)):
         write_parquet(with_items(frame, items), tmp_path / f"{name}.parquet")
@@ -98,10 +97,10 @@ def test_scores_have_the_in_process_shape(chat_server, endpoint, tmp_path):  # n
         answers = written["answer"].to_list()
         scores = score_knowledge(items, answers, {"backend": "reference"})
         reports[name] = knowledge_report(items, answers, scores, model=name, benchmark="knowledge",
-                                         judge="reference", threshold=90, target={"acc": 0.4})
+                                         judge="reference", threshold=90)
     assert pl.read_parquet(tmp_path / "served.parquet").schema == pl.read_parquet(tmp_path / "local.parquet").schema
     assert shape(reports["served"]) == shape(reports["local"])
-    assert reports["served"]["acc"]["overall"] == 1.0 and reports["served"]["passed"] is True
+    assert reports["served"]["acc"]["overall"] == 1.0
 
 
 def shape(value):
@@ -109,7 +108,7 @@ def shape(value):
     return {k: shape(v) for k, v in value.items()} if isinstance(value, dict) else type(value).__name__
 
 
-def test_429_and_5xx_are_retried(chat_server, endpoint, tmp_path):  # noqa: F811
+def test_429_and_5xx_are_retried(chat_server, endpoint, tmp_path):
     chat_server.set(reply=model_answer, models=(MODEL,), fail_first=3, fail_status=503)
     usage = tmp_path / "u.json"
     out = generate_endpoint(items_of(QUESTIONS), endpoint | {"max_retries": 3}, max_new_tokens=8,
@@ -120,7 +119,7 @@ def test_429_and_5xx_are_retried(chat_server, endpoint, tmp_path):  # noqa: F811
                              usage_path=None).height == 4
 
 
-def test_items_left_unanswered_fail_the_job_and_rerun_sends_only_them(chat_server, endpoint, tmp_path):  # noqa: F811
+def test_items_left_unanswered_fail_the_job_and_rerun_sends_only_them(chat_server, endpoint, tmp_path):
     """A persistent 500 and a non-JSON body leave two items without an answer: the job fails naming them;
     the others are cached, so once the server is fixed the rerun sends two requests."""
     def flaky(body):
@@ -150,7 +149,7 @@ def test_unreachable_endpoint_names_the_url_not_the_key(endpoint, tmp_path):
     assert read_json(usage)["requests"] == 3        # the first try and max_retries=2 retries
 
 
-def test_unknown_model_lists_the_served_ones(chat_server, endpoint):  # noqa: F811
+def test_unknown_model_lists_the_served_ones(chat_server, endpoint):
     with pytest.raises(EndpointError, match="'llama-3-8b' is not served at .*it lists: 'served-model', 'other-model'"):
         generate_endpoint(items_of(QUESTIONS), endpoint | {"model": "llama-3-8b"}, max_new_tokens=8,
                           cache_path=None, usage_path=None)
@@ -161,14 +160,14 @@ def test_unknown_model_lists_the_served_ones(chat_server, endpoint):  # noqa: F8
                              usage_path=None).height == 4
 
 
-def test_budget_stops_sending(chat_server, endpoint):  # noqa: F811
+def test_budget_stops_sending(chat_server, endpoint):
     with pytest.raises(EndpointError, match=r"4 of 4 items .*budget of \$0"):
         generate_endpoint(items_of(QUESTIONS), endpoint | {"budget_usd": 0}, max_new_tokens=8,
                           cache_path=None, usage_path=None)
     assert chat_server.requests == 0
 
 
-def test_key_is_nowhere_on_disk_or_in_logs(chat_server, endpoint, tmp_path, caplog, capfd):  # noqa: F811
+def test_key_is_nowhere_on_disk_or_in_logs(chat_server, endpoint, tmp_path, caplog, capfd):
     """The server echoes the bearer token in every error body; the job fails once and then succeeds."""
     caplog.set_level(logging.DEBUG)
     echo = {"echo_key": True, "models": (MODEL,)}
