@@ -1,0 +1,272 @@
+"""Guard evaluations: what adaptation costs (CMMLU, MMLU-Redux, XSTest), their metrics, and the loop's guard check.
+
+Loaders turn each published format into one item shape:
+- multiple choice (`cmmlu`, `mmlu-redux`, `jsonl`): `{id, subject, question, options: [text, ...], answer: index,
+  shots: [{question, options, answer}, ...]}`; `shots` are the k worked examples a k-shot prompt shows first;
+- `xstest`: `{id, question, label: safe|unsafe, type, focus, note, history: []}`.
+
+Formats (files as published; see ../shared/data/README.md):
+- `cmmlu`: a folder with `test/*.csv` and `dev/*.csv`, header `,Question,A,B,C,D,Answer`; the subject is the
+  file name; the shots are the first k rows of the subject's dev file (lm-evaluation-harness: `first_n`).
+- `mmlu-redux`: a folder of `mmlu_<subject>.csv` (or one such file), `,` or `;` delimited, columns in any order
+  (empty header names ignored), `choices` a Python-literal list, `answer` 0-based. Questions whose `error_type`
+  is not OK (any case) are left out unless `include_flagged`, and counted by error type. MMLU-Redux has no dev
+  split, so the shots are the first k kept questions of the same subject other than the question itself.
+- `xstest`: `xstest_prompts.csv` with `id,prompt,type,label,...`.
+- `jsonl`: culturalign.benchmarks' generic format with `options` and `gold` (the letter).
+Files are decoded strictly as UTF-8 unless the set gives `encoding` (one codec, or `{file name: codec}`).
+`limit` keeps the first N items in file-name order, then row order (deterministic).
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from culturalign import benchmarks
+from culturalign.io import InputError
+
+MCQ_FORMATS = ("cmmlu", "mmlu-redux", "jsonl")
+FORMATS = (*MCQ_FORMATS, "xstest")
+LETTERS = "ABCDEFGH"
+REDUX_COLUMNS = ("question", "choices", "answer", "error_type")
+XSTEST_COLUMNS = ("id", "prompt", "type", "label")
+XSTEST_CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
+REFUSAL_DEGREE = 2  # refusal degrees 2 (direct refusal) and 3 (refusal with guidance) count as refusals
+
+
+# ---------------------------------------------------------------- reading CSV files
+
+def _codec(path: Path, encoding: str | dict[str, str] | None) -> str:
+    if isinstance(encoding, dict):
+        return encoding.get(path.name, "utf-8")
+    return encoding or "utf-8"
+
+
+def _decode(path: Path, encoding: str | dict[str, str] | None) -> str:
+    """The file's text; a byte the codec rejects stops the run naming its byte offset and line."""
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    data = path.read_bytes()
+    codec = _codec(path, encoding)
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise InputError(path, f"cannot decode as {codec}: byte 0x{data[err.start]:02x} at byte offset {err.start} "
+                               f"(set encoding: {{{path.name}: <codec>}} for this set, e.g. mac_roman)",
+                         line=line) from None
+    except LookupError:
+        raise InputError(path, f"unknown encoding '{codec}'", field="encoding") from None
+    return text.removeprefix("\ufeff")
+
+
+def _rows(path: Path, text: str, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line, cells)]) of a CSV text; `line` is where the record starts (records may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(path, "empty file") from None
+    rows, line = [], reader.line_num + 1
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                rows.append((line, cells))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise InputError(path, f"not CSV: {err}", line=line) from None
+    return [h.strip() for h in header], rows
+
+
+def _columns(path: Path, header: list[str], need: tuple[str, ...]) -> dict[str, int]:
+    """Column name -> index; a header lacking a needed column is an unknown layout."""
+    index = {name: k for k, name in reversed(list(enumerate(header))) if name}
+    missing = [c for c in need if c not in index]
+    if missing:
+        raise InputError(path, f"unknown column layout {header}: missing {', '.join(missing)} "
+                               f"(need {', '.join(need)})", line=1)
+    return index
+
+
+def _cell(path: Path, line: int, cells: list[str], index: dict[str, int], name: str) -> str:
+    k = index[name]
+    value = cells[k].strip() if k < len(cells) else ""
+    if not value:
+        raise InputError(path, f"empty '{name}'", line=line, field=name)
+    return value
+
+
+# ---------------------------------------------------------------- CMMLU
+
+def _cmmlu_file(path: Path, encoding: str | dict[str, str] | None) -> list[dict]:
+    header, rows = _rows(path, _decode(path, encoding), ",")
+    index = _columns(path, header, ("Question", "A", "B", "Answer"))
+    letters = [x for x in LETTERS if x in index]
+    items = []
+    for number, (line, cells) in enumerate(rows):
+        options = [cells[index[x]].strip() if index[x] < len(cells) else "" for x in letters]
+        answer = _cell(path, line, cells, index, "Answer").upper()
+        if answer not in letters:
+            raise InputError(path, f"answer '{answer}' is not one of the options {letters}", line=line,
+                             field="Answer")
+        row_id = cells[0].strip() if header[0] == "" and cells[0].strip() else str(number)
+        items.append({"id": f"{path.stem}:{row_id}", "subject": path.stem,
+                      "question": _cell(path, line, cells, index, "Question"), "options": options,
+                      "answer": letters.index(answer)})
+    return items
+
+
+def _load_cmmlu(root: Path, shots: int, encoding: str | dict[str, str] | None) -> list[dict]:
+    files = sorted((root / "test").glob("*.csv"))
+    if not files:
+        raise InputError(root / "test", "no CMMLU test files (*.csv) found")
+    items = []
+    for test in files:
+        rows = _cmmlu_file(test, encoding)
+        examples = _cmmlu_file(root / "dev" / test.name, encoding)[:shots] if shots else []
+        if len(examples) < shots:
+            raise InputError(root / "dev" / test.name, f"{shots} shots asked for, the dev file has {len(examples)}")
+        items += [{**it, "shots": _shots(examples)} for it in rows]
+    return items
+
+
+def _shots(examples: list[dict]) -> list[dict]:
+    return [{k: ex[k] for k in ("question", "options", "answer")} for ex in examples]
+
+
+# ---------------------------------------------------------------- MMLU-Redux
+
+def _delimiter(first_line: str) -> str:
+    """`;` when the header has more semicolons than commas (9 published files), else `,`."""
+    return ";" if first_line.count(";") > first_line.count(",") else ","
+
+
+def _choices(path: Path, line: int, raw: str) -> list[str]:
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = None
+    if not isinstance(value, (list, tuple)) or len(value) < 2 or len(value) > len(LETTERS):
+        raise InputError(path, f"choices must be a Python list of 2-{len(LETTERS)} options, got {raw[:80]!r}",
+                         line=line, field="choices")
+    return [str(v).strip() for v in value]
+
+
+def _redux_file(path: Path, encoding: str | dict[str, str] | None,
+                include_flagged: bool) -> list[tuple[dict | None, str | None]]:
+    """Per row: (item, None) when kept, (None, error type) when left out."""
+    text = _decode(path, encoding)
+    header, rows = _rows(path, text, _delimiter(text.split("\n", 1)[0]))
+    index = _columns(path, header, REDUX_COLUMNS)
+    subject = path.stem.removeprefix("mmlu_")
+    out = []
+    for number, (line, cells) in enumerate(rows):
+        error_type = cells[index["error_type"]].strip() if index["error_type"] < len(cells) else ""
+        flag = " ".join(error_type.lower().replace("_", " ").split()) or "(empty)"
+        if flag != "ok" and not include_flagged:
+            out.append((None, flag))
+            continue
+        options = _choices(path, line, _cell(path, line, cells, index, "choices"))
+        raw = _cell(path, line, cells, index, "answer")
+        if not raw.isdigit() or int(raw) >= len(options):
+            raise InputError(path, f"answer {raw!r} is not a 0-based index into the {len(options)} choices",
+                             line=line, field="answer")
+        out.append(({"id": f"{subject}:{number}", "subject": subject,
+                     "question": _cell(path, line, cells, index, "question"), "options": options,
+                     "answer": int(raw)}, None))
+    return out
+
+
+def _load_redux(root: Path, shots: int, encoding: str | dict[str, str] | None, include_flagged: bool,
+                limit: int | None) -> tuple[list[dict], dict[str, int]]:
+    files = sorted(root.glob("*.csv")) if root.is_dir() else [root]
+    if not files or not files[0].is_file():
+        raise InputError(root, "no MMLU-Redux files (mmlu_*.csv) found")
+    items: list[dict] = []
+    left_out: dict[str, int] = {}
+    for path in files:
+        rows = _redux_file(path, encoding, include_flagged)
+        kept = [it for it, _ in rows if it is not None]
+        for item, flag in rows:
+            if limit and len(items) >= limit:
+                break
+            if item is None:
+                left_out[flag] = left_out.get(flag, 0) + 1
+            else:
+                others = [ex for ex in kept if ex is not item][:shots]
+                items.append({**item, "shots": _shots(others)})
+    return items, dict(sorted(left_out.items()))
+
+
+# ---------------------------------------------------------------- generic jsonl and CHiSafetyBench items
+
+def mcq_item(item: dict) -> dict:
+    """A culturalign.benchmarks multiple-choice item (options `{letter: text}`, gold letter) in the guard
+    shape. `options_in_question` tells the prompt builders not to list options the question already shows
+    (CHiSafetyBench writes them inside the question)."""
+    letters = sorted(item["options"])
+    if letters != list(LETTERS[:len(letters)]):
+        raise ValueError(f"item {item['id']}: options must be lettered A, B, C, ... in order, got {letters}")
+    shown = benchmarks.parse_options(item["question"]) is not None
+    return {"id": item["id"], "subject": item.get("subtask") or item.get("dim") or "", "question": item["question"],
+            "options": [item["options"][x] for x in letters],
+            "answer": letters.index(item["gold"]) if item.get("gold") else None,
+            "options_in_question": shown, "shots": []}
+
+
+def _load_jsonl(path: Path, categories: dict[str, str] | None) -> list[dict]:
+    items = []
+    for k, it in enumerate(benchmarks.load(path, "jsonl", categories)):
+        if not it["options"] or not it["gold"]:
+            raise InputError(path, "a guard multiple-choice item needs options and gold", record=k,
+                             field="gold" if it["options"] else "options")
+        items.append(mcq_item(it))
+    return items
+
+
+# ---------------------------------------------------------------- XSTest
+
+def _load_xstest(path: Path, encoding: str | dict[str, str] | None) -> list[dict]:
+    header, rows = _rows(path, _decode(path, encoding), ",")
+    index = _columns(path, header, XSTEST_COLUMNS)
+    items, seen = [], set()
+    for line, cells in rows:
+        label = _cell(path, line, cells, index, "label").lower()
+        if label not in ("safe", "unsafe"):
+            raise InputError(path, f"label '{label}' is neither safe nor unsafe", line=line, field="label")
+        item_id = _cell(path, line, cells, index, "id")
+        if item_id in seen:
+            raise InputError(path, f"duplicate id '{item_id}'", line=line, field="id")
+        seen.add(item_id)
+        extra = {c: (cells[index[c]].strip() if c in index and index[c] < len(cells) else "") for c in ("focus", "note")}
+        items.append({"id": item_id, "question": _cell(path, line, cells, index, "prompt"), "label": label,
+                      "type": _cell(path, line, cells, index, "type"), **extra, "history": []})
+    return items
+
+
+# ---------------------------------------------------------------- one guard set
+
+def load_guard_set(spec: dict, categories: dict[str, str] | None = None) -> dict:
+    """`{name, format, items, n_left_out, left_out: {error type: count}}` of one `eval.guard` entry
+    (`{name, path, format, shots, limit, encoding, include_flagged}`); only MMLU-Redux leaves questions out."""
+    fmt, path = spec.get("format"), Path(spec["path"])
+    shots, limit, encoding = int(spec.get("shots") or 0), spec.get("limit"), spec.get("encoding")
+    if fmt not in FORMATS:
+        raise InputError(path, f"unknown guard format '{fmt}' (known: {', '.join(FORMATS)})", field="format")
+    if not path.exists():
+        raise InputError(path, f"guard set '{spec.get('name')}' not found")
+    left_out: dict[str, int] = {}
+    if fmt == "cmmlu":
+        items = _load_cmmlu(path, shots, encoding)
+    elif fmt == "mmlu-redux":
+        items, left_out = _load_redux(path, shots, encoding, bool(spec.get("include_flagged")), limit)
+    elif fmt == "jsonl":
+        items = _load_jsonl(path, categories)
+    else:
+        items = _load_xstest(path, encoding)
+    return {"name": spec.get("name") or path.stem, "format": fmt, "items": items[:limit] if limit else items,
+            "n_left_out": sum(left_out.values()), "left_out": left_out}
