@@ -189,6 +189,8 @@ def _load_redux(root: Path, shots: int, encoding: str | dict[str, str] | None, i
     items: list[dict] = []
     left_out: dict[str, int] = {}
     for path in files:
+        if limit and len(items) >= limit:
+            break  # a smoke run reads only the files its first `limit` questions come from
         rows = _redux_file(path, encoding, include_flagged)
         kept = [it for it, _ in rows if it is not None]
         for item, flag in rows:

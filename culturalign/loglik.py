@@ -1,0 +1,172 @@
+"""Multiple choice by log-likelihood, the way lm-evaluation-harness scores MMLU and CMMLU.
+
+Each option is the continuation " A", " B", ... after the (k-shot) prompt; the chosen option is the one
+with the highest log-probability. Nothing is generated, so nothing needs parsing. Tokenization follows
+lm-evaluation-harness (HFLM, causal): the context is encoded with the tokenizer's own special tokens,
+the continuation is what encoding context + continuation adds after the context's tokens, and a context
+longer than the model's window keeps its last tokens. When every option letter is one token (usual for
+" A".." H"), one forward pass per prompt scores all options from the last position's logits; otherwise
+the prompt's options are scored token by token, as lm-evaluation-harness does.
+
+No chat template is applied (lm-evaluation-harness's default for these tasks).
+Batches are right-padded (positions of real tokens are unchanged) and sorted by length.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from culturalign.workflow import package_data
+
+log = logging.getLogger(__name__)
+LETTERS = "ABCDEFGH"
+DELIMITER = " "  # lm-evaluation-harness's target_delimiter between prompt and option letter
+
+
+# ---------------------------------------------------------------- prompts (lm-evaluation-harness's templates)
+
+def _block(item: dict, answer_cue: str) -> str:
+    """Question, lettered options (unless the question already shows them), then the answer cue."""
+    lines = [item["question"].strip()]
+    if not item.get("options_in_question"):
+        lines += [f"{LETTERS[k]}. {text}" for k, text in enumerate(item["options"])]
+    return "\n".join(lines) + "\n" + answer_cue
+
+
+def _few_shot(description: str, item: dict, answer_cue: str) -> str:
+    shots = [_block(s, answer_cue) + DELIMITER + LETTERS[s["answer"]] for s in item.get("shots", [])]
+    return description + "".join(s + "\n\n" for s in shots) + _block(item, answer_cue)
+
+
+def mmlu_prompt(item: dict) -> str:
+    """lm-evaluation-harness's mmlu (default) prompt: description, k worked examples, the question."""
+    subject = " ".join(item["subject"].split("_"))
+    return _few_shot(f"The following are multiple choice questions (with answers) about {subject}.\n\n", item,
+                     "Answer:")
+
+
+def cmmlu_subject_names() -> dict[str, str]:
+    """CMMLU file name -> the Chinese subject name lm-evaluation-harness's cmmlu prompts use."""
+    return yaml.safe_load(Path(package_data("cmmlu_subjects.yaml")).read_text(encoding="utf-8"))
+
+
+def cmmlu_prompt(item: dict, names: dict[str, str] | None = None) -> str:
+    """lm-evaluation-harness's cmmlu prompt (Chinese description, "答案：" cue); also fits CHiSafetyBench items."""
+    names = cmmlu_subject_names() if names is None else names
+    subject = names.get(item["subject"], item["subject"])
+    return _few_shot(f"以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n", item, "答案：")
+
+
+def build_prompts(items: list[dict], style: str) -> list[str]:
+    """Prompts of multiple-choice items in `style` `mmlu` (English) or `cmmlu` (Chinese)."""
+    if style == "mmlu":
+        return [mmlu_prompt(it) for it in items]
+    if style == "cmmlu":
+        names = cmmlu_subject_names()
+        return [cmmlu_prompt(it, names) for it in items]
+    raise ValueError(f"prompt style must be mmlu or cmmlu, not {style!r}")
+
+
+# ---------------------------------------------------------------- scoring
+
+def _load(model) -> tuple:
+    """(model, tokenizer) from a directory, or as given."""
+    if not isinstance(model, (str, Path)):
+        return model
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    loaded = AutoModelForCausalLM.from_pretrained(str(model), dtype="auto").to(device)
+    return loaded.eval(), AutoTokenizer.from_pretrained(str(model))
+
+
+def _window(model) -> int | None:
+    return getattr(model.config, "max_position_embeddings", None)
+
+
+def _requests(tokenizer, prompts: list[str], n_options: list[int]) -> list[tuple[list[int], list[list[int]]]]:
+    """Per prompt: (context tokens, continuation tokens of each option), split as lm-evaluation-harness does."""
+    out = []
+    for prompt, n in zip(prompts, n_options):
+        if not 2 <= n <= len(LETTERS):
+            raise ValueError(f"a question needs 2-{len(LETTERS)} options, not {n}")
+        context = prompt.rstrip()
+        spaces = prompt[len(context):]  # trailing whitespace belongs to the continuation
+        ctx = tokenizer.encode(context)
+        conts = [tokenizer.encode(context + spaces + DELIMITER + LETTERS[k])[len(ctx):] for k in range(n)]
+        out.append((ctx, conts))
+    return out
+
+
+def _score_sequences(model, pad_id: int, seqs: list[list[int]], wanted: list[list[tuple[int, int]]],
+                     batch_size: int) -> list[list[float]]:
+    """Log-probabilities of token t at position p (the logits after token p) for each (p, t) in wanted[i],
+    over batches of right-padded sequences sorted longest first. Only the needed positions' logits are
+    computed (`logits_to_keep`), so the vocabulary-sized tensor stays small."""
+    import torch
+
+    device = next(model.parameters()).device
+    order = sorted(range(len(seqs)), key=lambda k: -len(seqs[k]))
+    out: list[list[float]] = [[] for _ in seqs]
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        width = max(len(seqs[k]) for k in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, k in enumerate(batch):
+            ids[row, :len(seqs[k])] = torch.tensor(seqs[k])
+            mask[row, :len(seqs[k])] = 1
+        positions = sorted({p for k in batch for p, _ in wanted[k]})
+        column = {p: c for c, p in enumerate(positions)}
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           logits_to_keep=torch.tensor(positions, device=device)).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for row, k in enumerate(batch):
+            out[k] = [logprobs[row, column[p], t].item() for p, t in wanted[k]]
+    return out
+
+
+def loglik_scores(model, prompts: list[str], n_options: list[int], *, batch_size: int = 8) -> list[list[float]]:
+    """Log-probability of each option letter (" A", " B", ...) after each prompt.
+
+    `model` is a model directory or a loaded `(model, tokenizer)` pair; `n_options[i]` is prompt i's number of
+    options. Equals lm-evaluation-harness's loglikelihood of the same (prompt, " X") requests.
+    """
+    model, tokenizer = _load(model)
+    requests = _requests(tokenizer, prompts, n_options)
+    window = _window(model)
+    seqs, wanted, parts = [], [], []  # parts[i]: per option, (sequence index, how many log-probs to sum)
+    truncated = 0
+    for ctx, conts in requests:
+        if all(len(c) == 1 for c in conts):  # one pass: every option is the next token after the context
+            pairs = [(ctx, [(len(ctx) - 1, c[0]) for c in conts])]
+        else:
+            pairs = [(ctx + c[:-1], [(len(ctx) - 1 + j, t) for j, t in enumerate(c)]) for c in conts]
+        prompt_parts = []
+        for seq, want in pairs:
+            if window and len(seq) > window:  # keep the last tokens, as lm-evaluation-harness does
+                cut = len(seq) - window
+                seq, want = seq[cut:], [(p - cut, t) for p, t in want]
+                truncated += 1
+            if len(pairs) == 1:
+                prompt_parts = [(len(seqs), [k]) for k in range(len(want))]
+            else:
+                prompt_parts.append((len(seqs), list(range(len(want)))))
+            seqs.append(seq)
+            wanted.append(want)
+        parts.append(prompt_parts)
+    if truncated:
+        log.warning("%d prompt(s) longer than the model's %d-token window were cut from the left", truncated, window)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    scored = _score_sequences(model, pad_id, seqs, wanted, batch_size)
+    return [[sum(scored[s][j] for j in js) for s, js in prompt_parts] for prompt_parts in parts]
+
+
+def loglik_choices(model, prompts: list[str], n_options: list[int], *, batch_size: int = 8) -> list[int]:
+    """The option index with the highest log-likelihood per prompt (the first on a tie, like numpy's argmax)."""
+    scores = loglik_scores(model, prompts, n_options, batch_size=batch_size)
+    return [max(range(len(s)), key=lambda k: (s[k], -k)) for s in scores]
