@@ -4,9 +4,10 @@ Each option is the continuation " A", " B", ... after the (k-shot) prompt; the c
 with the highest log-probability. Nothing is generated, so nothing needs parsing. Tokenization follows
 lm-evaluation-harness (HFLM, causal): the context is encoded with the tokenizer's own special tokens,
 the continuation is what encoding context + continuation adds after the context's tokens, and a context
-longer than the model's window keeps its last tokens. When every option letter is one token (usual for
-" A".." H"), one forward pass per prompt scores all options from the last position's logits; otherwise
-the prompt's options are scored token by token, as lm-evaluation-harness does.
+longer than the model's window keeps its last tokens. Options whose inputs coincide share one forward
+pass: when every option letter is one token (usual for " A".." H") the input is the context itself, and
+the last position's logits score all options at once; a tokenizer that splits " A" into " " + "A" still
+needs one pass, scoring the options' last tokens at the position after " ".
 
 No chat template is applied (lm-evaluation-harness's default for these tasks).
 Batches are right-padded (positions of real tokens are unchanged) and sorted by length.
@@ -137,30 +138,30 @@ def loglik_scores(model, prompts: list[str], n_options: list[int], *, batch_size
     options. Equals lm-evaluation-harness's loglikelihood of the same (prompt, " X") requests.
     """
     model, tokenizer = _load(model)
-    requests = _requests(tokenizer, prompts, n_options)
     window = _window(model)
-    seqs, wanted, parts = [], [], []  # parts[i]: per option, (sequence index, how many log-probs to sum)
+    seqs: list[list[int]] = []
+    wanted: list[list[tuple[int, int]]] = []
+    parts = []  # per prompt, per option: (sequence index, indices of its log-probs in wanted[sequence])
     truncated = 0
-    for ctx, conts in requests:
-        if all(len(c) == 1 for c in conts):  # one pass: every option is the next token after the context
-            pairs = [(ctx, [(len(ctx) - 1, c[0]) for c in conts])]
-        else:
-            pairs = [(ctx + c[:-1], [(len(ctx) - 1 + j, t) for j, t in enumerate(c)]) for c in conts]
+    for ctx, conts in _requests(tokenizer, prompts, n_options):
+        shared: dict[tuple[int, ...], int] = {}  # options whose input is the same sequence share one pass
         prompt_parts = []
-        for seq, want in pairs:
+        for cont in conts:
+            seq, want = ctx + cont[:-1], [(len(ctx) - 1 + j, t) for j, t in enumerate(cont)]
             if window and len(seq) > window:  # keep the last tokens, as lm-evaluation-harness does
                 cut = len(seq) - window
                 seq, want = seq[cut:], [(p - cut, t) for p, t in want]
                 truncated += 1
-            if len(pairs) == 1:
-                prompt_parts = [(len(seqs), [k]) for k in range(len(want))]
-            else:
-                prompt_parts.append((len(seqs), list(range(len(want)))))
-            seqs.append(seq)
-            wanted.append(want)
+            if tuple(seq) not in shared:
+                shared[tuple(seq)] = len(seqs)
+                seqs.append(seq)
+                wanted.append([])
+            index = shared[tuple(seq)]
+            prompt_parts.append((index, range(len(wanted[index]), len(wanted[index]) + len(want))))
+            wanted[index] += want
         parts.append(prompt_parts)
     if truncated:
-        log.warning("%d prompt(s) longer than the model's %d-token window were cut from the left", truncated, window)
+        log.warning("%d option sequence(s) longer than the model's %d-token window were cut from the left", truncated, window)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     scored = _score_sequences(model, pad_id, seqs, wanted, batch_size)
     return [[sum(scored[s][j] for j in js) for s, js in prompt_parts] for prompt_parts in parts]

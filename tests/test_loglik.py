@@ -77,12 +77,18 @@ def test_batched_scores_equal_per_option_computation(request, fixture):
     model_dir = request.getfixturevalue(fixture)
     tok = AutoTokenizer.from_pretrained(model_dir)
     single = all(len(tok.encode(p + " " + x)) == len(tok.encode(p)) + 1 for p in PROMPTS for x in "ABCD")
-    assert single == (fixture == "letter_model")  # the two models exercise the one-pass and the per-option path
+    assert single == (fixture == "letter_model")  # letters as one token, and split into " " + "A"
     want = _reference(model_dir, PROMPTS, N_OPTIONS)
     for batch_size in (1, 3, 8):  # padding in every batch shape
         got = loglik_scores(model_dir, PROMPTS, N_OPTIONS, batch_size=batch_size)
         assert [len(r) for r in got] == N_OPTIONS
         assert _flat(got) == pytest.approx(_flat(want), abs=1e-4)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    rows = []
+    model.register_forward_hook(lambda _m, args, kwargs, _out: rows.append(kwargs["input_ids"].shape[0]),
+                                with_kwargs=True)
+    loglik_scores((model, tok), PROMPTS, N_OPTIONS, batch_size=1)
+    assert rows == [1] * len(PROMPTS)  # one forward pass per prompt, whatever the number of options
     best = [max(range(len(r)), key=r.__getitem__) for r in want]
     assert loglik_choices(model_dir, PROMPTS, N_OPTIONS, batch_size=2) == best
 
