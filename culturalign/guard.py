@@ -427,3 +427,52 @@ def guard_check(start: dict[str, float | None], current: dict[str, float | None]
                             "limit": ceiling, "broken": value is None or value > ceiling})
     broken = [{k: v for k, v in c.items() if k != "broken"} for c in checked if c["broken"]]
     return {"held": not broken, "broken": broken, "checked": checked}
+
+
+# ---------------------------------------------------------------- one model on one guard set
+
+PROMPT_STYLES = {"cmmlu": "cmmlu", "mmlu-redux": "mmlu", "jsonl": "cmmlu"}
+
+
+def evaluate_guard_set(model_dir: str, spec: dict, *, judges: dict[str, dict], default_judge: str,
+                       generation: dict, batch_size: int = 8, categories: dict[str, str] | None = None,
+                       cache_path: str | None = None, usage_path: str | None = None) -> tuple[dict, list[dict]]:
+    """(guard.json entry, per-question rows) of the model in `model_dir` on one `eval.guard` entry.
+
+    Multiple choice: `method: loglik` (culturalign.loglik, lm-evaluation-harness's prompts) or `generate`
+    (the same k-shot prompt as a chat turn, the option letter parsed from the answer). XSTest: the answers
+    are generated and judged by `spec["judge"]` or `default_judge` (a name in `judges`). `generation` is the
+    config's generation block (max_new_tokens, batch_size, backend).
+    """
+    from culturalign import loglik
+    from culturalign.generate import generate
+
+    loaded = load_guard_set(spec, categories)
+    items, limit = loaded["items"], spec.get("limit")
+    gen = {"max_new_tokens": generation["max_new_tokens"], "batch_size": generation["batch_size"],
+           "backend": generation.get("backend", "auto")}
+    if loaded["format"] == "xstest":
+        from culturalign.judges import classify_refusal, judge_name, load_keywords
+
+        judge_cfg = judges[spec.get("judge") or default_judge]
+        answers = generate(model_dir, items, **gen)["answer"].to_list()
+        degrees = classify_refusal(items, answers, judge_cfg, cache_path=cache_path, usage_path=usage_path)
+        rows = xstest_rows(items, answers, degrees, load_keywords(judge_cfg.get("keywords"))["refusal"])
+        return xstest_metrics(rows, judge=judge_name(judge_cfg), limit=limit), rows
+    prompts = loglik.build_prompts(items, PROMPT_STYLES[loaded["format"]])
+    method = spec.get("method", "loglik")
+    answers: list[str | None] = [None] * len(items)
+    if method == "loglik":
+        chosen: list[int | None] = loglik.loglik_choices(model_dir, prompts, [len(it["options"]) for it in items],
+                                                         batch_size=batch_size)
+    elif method == "generate":
+        answers = generate(model_dir, generation_items(items, prompts), **gen)["answer"].to_list()
+        chosen = [parse_choice(a, it) for a, it in zip(answers, items)]
+    else:
+        raise ValueError(f"guard set '{loaded['name']}': method must be loglik or generate, not {method!r}")
+    redux = loaded["format"] == "mmlu-redux"
+    entry = mcq_metrics(items, chosen, method=method, shots=int(spec.get("shots") or 0),
+                        n_left_out=loaded["n_left_out"] if redux else None, left_out=loaded["left_out"], limit=limit)
+    rows = [{"id": it["id"], "subject": it["subject"], "gold": it["answer"], "chosen": pick,
+             "correct": pick == it["answer"], "answer": a} for it, pick, a in zip(items, chosen, answers)]
+    return entry, rows

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from culturalign.guard import (guard_check, guard_measures, guard_report, load_guard_set, mcq_metrics, parse_choice,
+from culturalign.guard import (evaluate_guard_set, guard_check, guard_measures, guard_report, load_guard_set, mcq_metrics, parse_choice,
                                xstest_class, xstest_metrics, xstest_rows)
 from culturalign.io import InputError
 from culturalign.judges import classify_refusal, load_keywords
@@ -218,3 +218,43 @@ def test_guard_on_a_measure_nobody_scored_stops():
     with pytest.raises(ValueError, match="names 'cmmlu', but the round has no score"):
         guard_check(START, {"knowledge": 0.44, "mmlu_redux": 0.6, "xstest.over_refusal": 0.0}, CFG)
     assert guard_check({}, {}, {})["held"]
+
+
+# ---------------------------------------------------------------- one model on a guard set (tiny model)
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> str:
+    from tiny_model import make_tiny
+    return make_tiny(tmp_path_factory.mktemp("tiny_guard"), max_position_embeddings=1024)
+
+
+GEN = {"max_new_tokens": 4, "batch_size": 4, "backend": "transformers"}
+JUDGES = {"kw": {"backend": "keyword"}}
+
+
+@pytest.mark.parametrize("method", ["loglik", "generate"])
+def test_evaluate_mcq_sets_on_the_tiny_model(shared_data, tiny_dir, method):
+    from culturalign.loglik import build_prompts, loglik_choices
+
+    spec = {"name": "cmmlu", "path": shared_data / "cmmlu", "format": "cmmlu", "shots": 1, "limit": 6,
+            "method": method}
+    entry, rows = evaluate_guard_set(tiny_dir, spec, judges=JUDGES, default_judge="kw", generation=GEN)
+    assert entry["n"] == 6 and entry["method"] == method and entry["shots"] == 1 and entry["limit"] == 6
+    assert entry["acc"] == round(sum(r["correct"] for r in rows) / 6, 4)
+    if method == "loglik":
+        items = load_guard_set(spec)["items"]
+        assert [r["chosen"] for r in rows] == loglik_choices(tiny_dir, build_prompts(items, "cmmlu"), [4] * 6)
+    else:  # random weights: the answers name no option, and are counted, not dropped
+        assert entry["n_unparsed"] == sum(r["chosen"] is None for r in rows) and all(r["answer"] is not None for r in rows)
+    redux = {"name": "mmlu_redux", "path": shared_data / "mmlu_redux", "format": "mmlu-redux", "limit": 5,
+             "method": method}
+    entry, _ = evaluate_guard_set(tiny_dir, redux, judges=JUDGES, default_judge="kw", generation=GEN)
+    assert entry["n"] == 5 and entry["n_left_out"] == 2 and set(entry["by_subject"]) == {"abstract_algebra"}
+
+
+def test_evaluate_xstest_on_the_tiny_model(shared_data, tiny_dir):
+    spec = {"name": "xstest", "path": shared_data / "xstest" / "xstest_prompts.csv", "format": "xstest", "limit": 4}
+    entry, rows = evaluate_guard_set(tiny_dir, spec, judges=JUDGES, default_judge="kw", generation=GEN)
+    assert entry["n_safe"] == 4 and entry["n_unsafe"] == 0 and entry["judge"] == "keyword"
+    assert entry["over_refusal"] == round(sum(r["refused"] for r in rows) / 4, 4)
+    assert {r["xstest_class"] for r in rows} <= {"full_compliance", "full_refusal", "partial_refusal", None}
