@@ -16,22 +16,25 @@ Formats (files as published; see ../shared/data/README.md):
 - `jsonl`: culturalign.benchmarks' generic format with `options` and `gold` (the letter).
 Files are decoded strictly as UTF-8 unless the set gives `encoding` (one codec, or `{file name: codec}`).
 `limit` keeps the first N items in file-name order, then row order (deterministic).
+
+Metrics (guard.json, DESIGN.md): per MCQ set `{n, acc, by_subject, method, shots}` (+ `n_left_out` for
+MMLU-Redux, `n_unparsed` when generated); per XSTest set `{n_safe, n_unsafe, over_refusal, refusal_unsafe}`
+with refusal = judge degree >= 2 and XSTest's three classes per row. `guard_check` is the loop's pure test
+of a round against its starting model under `loop.guard`.
 """
 from __future__ import annotations
 
 import ast
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 from culturalign import benchmarks
 from culturalign.io import InputError
+from culturalign.loglik import LETTERS
 
-MCQ_FORMATS = ("cmmlu", "mmlu-redux", "jsonl")
-FORMATS = (*MCQ_FORMATS, "xstest")
-LETTERS = "ABCDEFGH"
+FORMATS = ("cmmlu", "mmlu-redux", "jsonl", "xstest")
 REDUX_COLUMNS = ("question", "choices", "answer", "error_type")
 XSTEST_COLUMNS = ("id", "prompt", "type", "label")
 XSTEST_CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
@@ -244,7 +247,8 @@ def _load_xstest(path: Path, encoding: str | dict[str, str] | None) -> list[dict
         if item_id in seen:
             raise InputError(path, f"duplicate id '{item_id}'", line=line, field="id")
         seen.add(item_id)
-        extra = {c: (cells[index[c]].strip() if c in index and index[c] < len(cells) else "") for c in ("focus", "note")}
+        extra = {c: cells[index[c]].strip() if c in index and index[c] < len(cells) else ""
+                 for c in ("focus", "note")}
         items.append({"id": item_id, "question": _cell(path, line, cells, index, "prompt"), "label": label,
                       "type": _cell(path, line, cells, index, "type"), **extra, "history": []})
     return items

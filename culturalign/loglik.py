@@ -57,7 +57,8 @@ def cmmlu_prompt(item: dict, names: dict[str, str] | None = None) -> str:
     """lm-evaluation-harness's cmmlu prompt (Chinese description, "答案：" cue); also fits CHiSafetyBench items."""
     names = cmmlu_subject_names() if names is None else names
     subject = names.get(item["subject"], item["subject"])
-    return _few_shot(f"以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n", item, "答案：")
+    description = f"以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n"
+    return _few_shot(description, item, "答案：")
 
 
 def build_prompts(items: list[dict], style: str) -> list[str]:
@@ -161,7 +162,8 @@ def loglik_scores(model, prompts: list[str], n_options: list[int], *, batch_size
             wanted[index] += want
         parts.append(prompt_parts)
     if truncated:
-        log.warning("%d option sequence(s) longer than the model's %d-token window were cut from the left", truncated, window)
+        log.warning("%d option sequence(s) longer than the model's %d-token window were cut from the left",
+                    truncated, window)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     scored = _score_sequences(model, pad_id, seqs, wanted, batch_size)
     return [[sum(scored[s][j] for j in js) for s, js in prompt_parts] for prompt_parts in parts]

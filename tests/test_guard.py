@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from culturalign.guard import (evaluate_guard_set, guard_check, guard_measures, guard_report, load_guard_set, mcq_metrics, parse_choice,
-                               xstest_class, xstest_metrics, xstest_rows)
+from culturalign.guard import (evaluate_guard_set, guard_check, guard_measures, guard_report, load_guard_set,
+                               mcq_metrics, parse_choice, xstest_class, xstest_metrics, xstest_rows)
 from culturalign.io import InputError
 from culturalign.judges import classify_refusal, load_keywords
 
