@@ -9,7 +9,8 @@ max_new_tokens, as an unhelpful model's would; 48 is the demo config's generatio
 paper's is 1024, 8 is a generous floor for "answer with a letter"). Both methods run end to end from the model directory
 (load, prompts, model calls, choice) with the same batch size; log-likelihood sees the k-shot prompt
 without a chat template (lm-evaluation-harness's way), generation the same prompt as a chat user turn.
-Each method runs `--repeats` times after one warm-up; the median is reported.
+Each method runs once to warm up, then the methods take turns `--repeats` times (so a busy machine slows
+them alike); medians are reported. `--threads` (default 1) pins torch's threads for steadier figures.
 """
 from __future__ import annotations
 
@@ -47,16 +48,6 @@ def mcq_items(n: int, shots: int) -> tuple[str, list[dict]]:
     return "builtin (0-shot)", BUILTIN[:n]
 
 
-def timed(run, repeats: int) -> tuple[list[int | None], list[float]]:
-    run()  # warm-up
-    walls, chosen = [], []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        chosen = run()
-        walls.append(time.perf_counter() - began)
-    return chosen, walls
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=64)
@@ -64,8 +55,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, nargs="+", default=[8, 48])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "mcq.json"))
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     set_name, items = mcq_items(args.questions, args.shots)
     prompts = build_prompts(items, "cmmlu")
@@ -83,15 +76,20 @@ def main() -> None:
 
         runs = [("loglik", by_loglik)]
         runs += [(f"generate_{n}", lambda n=n: by_generation(n)) for n in args.max_new_tokens]
+        chosen = {name: run() for name, run in runs}  # warm-up
+        walls: dict[str, list[float]] = {name: [] for name, _ in runs}
+        for _ in range(args.repeats):
+            for name, run in runs:
+                began = time.perf_counter()
+                chosen[name] = run()
+                walls[name].append(time.perf_counter() - began)
         results = {}
-        for name, run in runs:
-            chosen, walls = timed(run, args.repeats)
-            method = name.split("_")[0]
-            results[name] = {"median_wall_s": round(statistics.median(walls), 3),
-                             "questions_per_s": round(len(items) / statistics.median(walls), 1),
-                             "runs_wall_s": [round(w, 3) for w in walls],
-                             **{k: v for k, v in mcq_metrics(items, chosen, method=method).items()
-                                if k in ("acc", "n_unparsed")}}
+        for name, _ in runs:
+            median = statistics.median(walls[name])
+            metrics = mcq_metrics(items, chosen[name], method=name.split("_")[0])
+            results[name] = {"median_wall_s": round(median, 3), "questions_per_s": round(len(items) / median, 1),
+                             "runs_wall_s": [round(w, 3) for w in walls[name]],
+                             **{k: v for k, v in metrics.items() if k in ("acc", "n_unparsed")}}
     report = {"set": set_name, "questions": len(items), "shots": args.shots, "batch_size": args.batch_size,
               "model": "tiny (culturalign.tiny defaults, random weights)", "torch_threads": torch.get_num_threads(),
               **results,

@@ -10,7 +10,9 @@ the last position's logits score all options at once; a tokenizer that splits " 
 needs one pass, scoring the options' last tokens at the position after " ".
 
 No chat template is applied (lm-evaluation-harness's default for these tasks).
-Batches are right-padded (positions of real tokens are unchanged) and sorted by length.
+Batches are right-padded (positions of real tokens are unchanged) and sorted by length. Prompts that share
+a long token prefix (the description and worked examples of a k-shot prompt, the same for every question
+of a subject) compute it once and reuse its key/value cache for each batch of their remaining tokens.
 """
 from __future__ import annotations
 
@@ -103,40 +105,80 @@ def _requests(tokenizer, prompts: list[str], n_options: list[int]) -> list[tuple
     return out
 
 
+def _common(a: list[int], b: list[int]) -> int:
+    """Length of the common prefix of two token lists."""
+    n = min(len(a), len(b))
+    return next((k for k in range(n) if a[k] != b[k]), n)
+
+
+def _prefix_groups(seqs: list[list[int]], wanted: list[list[tuple[int, int]]],
+                   min_shared: int) -> list[tuple[int, list[int]]]:
+    """(shared prefix length, sequence indices): sequences in token order, grouped while they share at least
+    `min_shared` leading tokens that come before every position to score (k-shot prompts of one subject share
+    their description and worked examples). Prefix length 0 = no sharing."""
+    groups: list[tuple[int, list[int]]] = []
+    for k in sorted(range(len(seqs)), key=lambda k: seqs[k]):
+        first = min(p for p, _ in wanted[k])
+        if groups:
+            shared, members = groups[-1]
+            shared = min(shared, _common(seqs[members[0]], seqs[k]), first)
+            if shared >= min_shared:
+                groups[-1] = (shared, members + [k])
+                continue
+        groups.append((first, [k]))
+    return [(shared if len(members) > 1 else 0, members) for shared, members in groups]
+
+
 def _score_sequences(model, pad_id: int, seqs: list[list[int]], wanted: list[list[tuple[int, int]]],
-                     batch_size: int) -> list[list[float]]:
-    """Log-probabilities of token t at position p (the logits after token p) for each (p, t) in wanted[i],
-    over batches of right-padded sequences sorted longest first. Only the needed positions' logits are
-    computed (`logits_to_keep`), so the vocabulary-sized tensor stays small."""
+                     batch_size: int, min_shared: int) -> list[list[float]]:
+    """Log-probabilities of token t at position p (the logits after token p) for each (p, t) in wanted[i].
+
+    Sequences sharing a long prefix run it once and reuse its key/value cache (causal attention: the
+    suffix sees exactly what it would see in one pass). Batches are right-padded and sorted longest first;
+    only the needed positions' logits are computed (`logits_to_keep`)."""
+    import copy
+
     import torch
 
     device = next(model.parameters()).device
-    order = sorted(range(len(seqs)), key=lambda k: -len(seqs[k]))
     out: list[list[float]] = [[] for _ in seqs]
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        width = max(len(seqs[k]) for k in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, k in enumerate(batch):
-            ids[row, :len(seqs[k])] = torch.tensor(seqs[k])
-            mask[row, :len(seqs[k])] = 1
-        positions = sorted({p for k in batch for p, _ in wanted[k]})
-        column = {p: c for c, p in enumerate(positions)}
-        with torch.inference_mode():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                           logits_to_keep=torch.tensor(positions, device=device)).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        for row, k in enumerate(batch):
-            out[k] = [logprobs[row, column[p], t].item() for p, t in wanted[k]]
+    for shared, members in _prefix_groups(seqs, wanted, min_shared):
+        prefix = None
+        if shared:
+            with torch.inference_mode():
+                prefix = model(input_ids=torch.tensor([seqs[members[0]][:shared]], device=device),
+                               use_cache=True).past_key_values
+        order = sorted(members, key=lambda k: -len(seqs[k]))
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            width = max(len(seqs[k]) for k in batch) - shared
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), shared + width), dtype=torch.long)
+            for row, k in enumerate(batch):
+                ids[row, :len(seqs[k]) - shared] = torch.tensor(seqs[k][shared:])
+                mask[row, :len(seqs[k])] = 1
+            past = None
+            if prefix is not None:
+                past = copy.deepcopy(prefix)
+                past.batch_repeat_interleave(len(batch))
+            positions = sorted({p - shared for k in batch for p, _ in wanted[k]})
+            column = {p + shared: c for c, p in enumerate(positions)}
+            with torch.inference_mode():
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=past,
+                               use_cache=past is not None, logits_to_keep=torch.tensor(positions, device=device)).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for row, k in enumerate(batch):
+                out[k] = [logprobs[row, column[p], t].item() for p, t in wanted[k]]
     return out
 
 
-def loglik_scores(model, prompts: list[str], n_options: list[int], *, batch_size: int = 8) -> list[list[float]]:
+def loglik_scores(model, prompts: list[str], n_options: list[int], *, batch_size: int = 8,
+                  min_shared: int = 64) -> list[list[float]]:
     """Log-probability of each option letter (" A", " B", ...) after each prompt.
 
     `model` is a model directory or a loaded `(model, tokenizer)` pair; `n_options[i]` is prompt i's number of
-    options. Equals lm-evaluation-harness's loglikelihood of the same (prompt, " X") requests.
+    options. Equals lm-evaluation-harness's loglikelihood of the same (prompt, " X") requests. Prompts that
+    share at least `min_shared` leading tokens (a k-shot prefix) compute that prefix once; 0 turns this off.
     """
     model, tokenizer = _load(model)
     window = _window(model)
@@ -165,11 +207,12 @@ def loglik_scores(model, prompts: list[str], n_options: list[int], *, batch_size
         log.warning("%d option sequence(s) longer than the model's %d-token window were cut from the left",
                     truncated, window)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scored = _score_sequences(model, pad_id, seqs, wanted, batch_size)
+    scored = _score_sequences(model, pad_id, seqs, wanted, batch_size, min_shared or 10**9)
     return [[sum(scored[s][j] for j in js) for s, js in prompt_parts] for prompt_parts in parts]
 
 
-def loglik_choices(model, prompts: list[str], n_options: list[int], *, batch_size: int = 8) -> list[int]:
+def loglik_choices(model, prompts: list[str], n_options: list[int], *, batch_size: int = 8,
+                   min_shared: int = 64) -> list[int]:
     """The option index with the highest log-likelihood per prompt (the first on a tie, like numpy's argmax)."""
-    scores = loglik_scores(model, prompts, n_options, batch_size=batch_size)
+    scores = loglik_scores(model, prompts, n_options, batch_size=batch_size, min_shared=min_shared)
     return [max(range(len(s)), key=lambda k: (s[k], -k)) for s in scores]

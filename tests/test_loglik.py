@@ -118,3 +118,24 @@ def test_equals_lm_evaluation_harness(letter_model, plain_model):
         theirs = [ll for ll, _ in lm.loglikelihood(requests)]
         ours = _flat(loglik_scores(model_dir, PROMPTS, N_OPTIONS, batch_size=2))
         assert ours == pytest.approx(theirs, abs=1e-4), lm_eval.__version__
+
+
+def test_shared_k_shot_prefix_is_computed_once(letter_model):
+    shots = [{"question": f"第{k}个问题：中国的首都是哪里？", "options": ["北京", "上海", "广州", "深圳"],
+              "answer": 0} for k in range(2)]
+    items = [{"subject": "agronomy", "question": q, "options": ["是", "否", "不知道"], "answer": 0, "shots": shots}
+             for q in ("春节是中国最重要的传统节日吗？", "长城是军事防御工程吗？", "造纸术是四大发明之一吗？")]
+    prompts = build_prompts(items, "cmmlu") + ["How are you?\nAnswer:"]
+    n_options = [3, 3, 3, 2]
+    tok = AutoTokenizer.from_pretrained(letter_model)
+    assert 100 < len(tok.encode(prompts[0])) < 256  # the shared part is over min_shared (64); no window cut
+    model = AutoModelForCausalLM.from_pretrained(letter_model).eval()
+    calls = []
+    model.register_forward_hook(lambda _m, args, kwargs, _out: calls.append(tuple(kwargs["input_ids"].shape)),
+                                with_kwargs=True)
+    got = loglik_scores((model, tok), prompts, n_options, batch_size=8)
+    assert _flat(got) == pytest.approx(_flat(_reference(letter_model, prompts, n_options)), abs=1e-4)
+    # one pass for the shared prefix, one batch for the three questions' own tokens, one for the other prompt
+    prefix, other, own = sorted(calls, key=lambda c: (c[0], -c[1]))
+    assert prefix[0] == 1 and prefix[1] > 64 and own[0] == 3 and own[1] < 40
+    assert other == (1, len(tok.encode(prompts[3])))
