@@ -13,7 +13,7 @@ Formats (files as published; see ../shared/data/README.md):
   is not OK (any case) are left out unless `include_flagged`, and counted by error type. MMLU-Redux has no dev
   split, so the shots are the first k kept questions of the same subject other than the question itself.
 - `xstest`: `xstest_prompts.csv` with `id,prompt,type,label,...`.
-- `jsonl`: culturalign.benchmarks' generic format with `options` and `gold` (the letter).
+- `jsonl`: culturalign.evalsets' generic format with `options` and `gold` (the letter).
 Files are decoded strictly as UTF-8 unless the set gives `encoding` (one codec, or `{file name: codec}`).
 `limit` keeps the first N items in file-name order, then row order (deterministic).
 
@@ -30,7 +30,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from culturalign import benchmarks
+from culturalign import evalsets
 from culturalign.io import InputError
 from culturalign.loglik import LETTERS
 
@@ -210,13 +210,13 @@ def _load_redux(root: Path, shots: int, encoding: str | dict[str, str] | None, i
 # ---------------------------------------------------------------- generic jsonl and CHiSafetyBench items
 
 def mcq_item(item: dict) -> dict:
-    """A culturalign.benchmarks multiple-choice item (options `{letter: text}`, gold letter) in the guard
+    """A culturalign.evalsets multiple-choice item (options `{letter: text}`, gold letter) in the guard
     shape. `options_in_question` tells the prompt builders not to list options the question already shows
     (CHiSafetyBench writes them inside the question)."""
     letters = sorted(item["options"])
     if letters != list(LETTERS[:len(letters)]):
         raise ValueError(f"item {item['id']}: options must be lettered A, B, C, ... in order, got {letters}")
-    shown = benchmarks.parse_options(item["question"]) is not None
+    shown = evalsets.parse_options(item["question"]) is not None
     return {"id": item["id"], "subject": item.get("subtask") or item.get("dim") or "", "question": item["question"],
             "options": [item["options"][x] for x in letters],
             "answer": letters.index(item["gold"]) if item.get("gold") else None,
@@ -225,7 +225,7 @@ def mcq_item(item: dict) -> dict:
 
 def _load_jsonl(path: Path, categories: dict[str, str] | None) -> list[dict]:
     items = []
-    for k, it in enumerate(benchmarks.load(path, "jsonl", categories)):
+    for k, it in enumerate(evalsets.load(path, "jsonl", categories)):
         if not it["options"] or not it["gold"]:
             raise InputError(path, "a guard multiple-choice item needs options and gold", record=k,
                              field="gold" if it["options"] else "options")
@@ -480,3 +480,14 @@ def evaluate_guard_set(model_dir: str, spec: dict, *, judges: dict[str, dict], d
     rows = [{"id": it["id"], "subject": it["subject"], "gold": it["answer"], "chosen": pick,
              "correct": pick == it["answer"], "answer": a} for it, pick, a in zip(items, chosen, answers)]
     return entry, rows
+
+
+def score_guard(model_dir: str, model: str, specs: list[dict], **evaluate_kwargs: Any) -> tuple[dict, list[dict]]:
+    """(guard.json, per-question rows of every set) of one model on every `eval.guard` entry, in config order.
+    Each row carries its set's name; `evaluate_kwargs` are evaluate_guard_set's (judges, generation, ...)."""
+    sets, rows = {}, []
+    for spec in specs:
+        entry, set_rows = evaluate_guard_set(model_dir, spec, **evaluate_kwargs)
+        sets[spec["name"]] = entry
+        rows += [{"set": spec["name"], **row} for row in set_rows]
+    return guard_report(model, sets), rows

@@ -168,3 +168,9 @@ def check_paths(config: dict, workdir: str | os.PathLike) -> None:
             problems.append(f"  {key}: {value}: {problem}")
     if problems:
         raise FileNotFoundError(f"config paths (relative ones resolved against {workdir}):\n" + "\n".join(problems))
+
+
+def loop_guard(config: dict) -> dict | None:
+    """The config's loop.guard when it guards anything (a max_drop or an over-refusal ceiling), else None."""
+    guard = config["loop"].get("guard") or {}
+    return guard if guard.get("max_drop") or guard.get("over_refusal_max") is not None else None

@@ -78,19 +78,45 @@ def score_of(stage, model):
     return read_json(score_rule.get(model=model).output[0])
 
 
+def guard_of(model):
+    return read_json(checkpoints.score_guard.get(model=model).output.scores)
+
+
+def round_files(stage, model):
+    """The score files a round's decision reads: its stage score, and with a loop guard its guard.json
+    (when eval.guard has sets) and its knowledge.json (the guard's `knowledge` measure)."""
+    files = {"score": f"results/scores/{model}/{stage}.json"}
+    if wf.loop_guard(config):
+        if config["eval"]["guard"]:
+            files["guard"] = f"results/scores/{model}/guard.json"
+        files["knowledge"] = f"results/scores/{model}/knowledge.json"
+    return files
+
+
+def round_of(stage, model):
+    guard = wf.loop_guard(config)
+    return loop_lib.round_record(
+        score_of(stage, model),
+        guard=guard_of(model) if guard and config["eval"]["guard"] else None,
+        knowledge=score_of("knowledge", model) if guard else None,
+    )
+
+
 def loop_models(stage):
     cfg = config["loop"][stage]
     start = "base" if stage == "knowledge" else selected_model("knowledge")
-    return loop_lib.walk(start, wf.PREFIX[stage], cfg["max_rounds"], cfg["target"], lambda m: score_of(stage, m))
+    return loop_lib.walk(start, wf.PREFIX[stage], cfg["max_rounds"], cfg["target"], lambda m: round_of(stage, m),
+                         wf.loop_guard(config))
 
 
 def selected_model(stage):
-    scores = [score_of(stage, m) for m in loop_models(stage)]
-    return loop_lib.summarize(scores, config["loop"][stage]["target"])["selected"]
+    rounds = [round_of(stage, m) for m in loop_models(stage)]
+    return loop_lib.summarize(rounds, config["loop"][stage]["target"], wf.loop_guard(config))["selected"]
 
 
 def loop_summary_inputs(wc):
-    return [f"results/scores/{m}/{wc.stage}.json" for m in loop_models(wc.stage)]
+    files = [round_files(wc.stage, m) for m in loop_models(wc.stage)]
+    return {kind: [f[kind] for f in files] for kind in files[0]}
 
 
 # 5. Training.
@@ -114,7 +140,17 @@ def trained_models():
 def evaluated():
     """(model, stage) of every score file of this run: each loop's rounds and the three compared models."""
     pairs = {(m, stage) for stage in wf.STAGES for m in loop_models(stage)}
-    return sorted(pairs | {(m, stage) for m in compared_models().values() for stage in wf.STAGES})
+    pairs |= {(m, stage) for m in compared_models().values() for stage in wf.STAGES}
+    if wf.loop_guard(config):  # the guard's knowledge measure is read for every safety round too
+        pairs |= {(m, "knowledge") for m in loop_models("safety")}
+    return sorted(pairs)
+
+
+def guarded():
+    """Every model whose guard.json this run writes: each loop's rounds and the compared models."""
+    if not config["eval"]["guard"]:
+        return []
+    return sorted({m for stage in wf.STAGES for m in loop_models(stage)} | set(compared_models().values()))
 
 
 EVALSETS_OF_STAGE = {"knowledge": ("knowledge",), "safety": ("mcq", "risky")}
@@ -129,6 +165,7 @@ def timed_jobs():
     for model, stage in evaluated():
         jobs |= {f"generate/{model}/{evalset}": None for evalset in EVALSETS_OF_STAGE[stage]}
         jobs[f"score_{stage}/{model}"] = None
+    jobs |= {f"score_guard/{m}": None for m in guarded()}
     jobs |= {f"train/{m}": None for m in trained_models()}
     jobs |= {f"loop_summary/{stage}": None for stage in wf.STAGES}
     return {job: f"benchmarks/{job}.tsv" for job in jobs}
@@ -142,6 +179,7 @@ def llm_usage():
         usage[f"score_{stage}/{model}.json"] = f"results/llm/score_{stage}/{model}.json"
         if stage == "safety":
             usage[f"score_safety/{model}_silver.json"] = f"results/llm/score_safety/{model}_silver.json"
+    usage |= {f"score_guard/{m}.json": f"results/llm/score_guard/{m}.json" for m in guarded()}
     return usage
 
 
@@ -150,6 +188,7 @@ def report_inputs(wc):
     return {
         "loops": expand("results/loop/{stage}.json", stage=wf.STAGES),
         "scores": expand("results/scores/{model}/{evalset}.json", model=models, evalset=("knowledge", "safety")),
+        "guards": [f"results/scores/{m}/guard.json" for m in models] if config["eval"]["guard"] else [],
         "stats": [
             f"results/data/{stage}/{name}/stats.json" for stage in wf.STAGES for name in wf.source_names(config, stage)
         ],

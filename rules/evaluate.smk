@@ -64,3 +64,32 @@ checkpoint score_safety:
         "../envs/eval.yaml"
     script:
         "../scripts/score_safety.py"
+
+
+# What adaptation costs (eval.guard: CMMLU, MMLU-Redux, XSTest): one job per model runs the model on
+# every guard set (log-likelihood multiple choice, XSTest answers judged for refusal). A checkpoint, since
+# loop.guard makes a round's pass depend on it.
+checkpoint score_guard:
+    input:
+        model=lambda wc: wf.model_path(config, wc.model),
+        sets=lambda wc: [s["path"] for s in config["eval"]["guard"]],
+    output:
+        scores=report("results/scores/{model}/guard.json", category="Scores", subcategory="{model}"),
+        rows="results/generations/{model}/guard.parquet",
+    params:
+        model=lambda wc: wc.model,
+        sets=config["eval"]["guard"],
+        judges=config["judges"],
+        default_judge=config["eval"]["safety"]["judge"],
+        generation=config["generation"],
+        categories=config["eval"]["categories"],
+        llm_cache=config["llm_cache"],
+        usage="results/llm/score_guard/{model}.json",
+    log:
+        "logs/score_guard/{model}.log",
+    benchmark:
+        "benchmarks/score_guard/{model}.tsv"
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/score_guard.py"

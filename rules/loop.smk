@@ -5,11 +5,12 @@
 
 rule loop_summary:
     input:
-        loop_summary_inputs,
+        unpack(loop_summary_inputs),
     output:
         report("results/loop/{stage}.json", category="Loop"),
     params:
         target=lambda wc: config["loop"][wc.stage]["target"],
+        guard=wf.loop_guard(config),
     log:
         "logs/loop_summary/{stage}.log",
     benchmark:

@@ -2,10 +2,15 @@
 import logging
 
 from culturalign.io import read_json, write_json
-from culturalign.loop import summarize
+from culturalign.loop import round_record, summarize
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])
-summary = summarize([read_json(path) for path in snakemake.input], snakemake.params.target)
+inputs = snakemake.input
+guards = inputs.get("guard") or [None] * len(inputs.score)
+knowledge = inputs.get("knowledge") or [None] * len(inputs.score)
+rounds = [round_record(read_json(s), guard=g and read_json(g), knowledge=k and read_json(k))
+          for s, g, k in zip(inputs.score, guards, knowledge)]
+summary = summarize(rounds, snakemake.params.target, snakemake.params.guard)
 write_json(summary, snakemake.output[0])
 logging.info("selected %s (%s) after %d evaluations", summary["selected"], summary["reason"], len(summary["rounds"]))

@@ -142,10 +142,47 @@ def test_summarize_selects_first_pass_else_last():
     s = loop.summarize(scores, {"acc": 0.4})
     assert (s["selected"], s["reason"]) == ("kg_r1", "passed")
     assert [r["passed"] for r in s["rounds"]] == [False, True]
-    assert list(s) == ["target", "rounds", "selected", "reason", "selected_by"]   # DESIGN.md's shape
-    assert (s["target"], s["selected_by"]) == ({"acc": 0.4}, "first_passed")
+    assert list(s) == ["target", "guard", "rounds", "selected", "reason", "selected_by"]   # DESIGN.md's shape
+    assert (s["target"], s["guard"], s["selected_by"]) == ({"acc": 0.4}, None, "first_passed")
     s = loop.summarize(scores, {"acc": 0.9})
-    assert (s["selected"], s["reason"]) == ("kg_r1", "max_rounds")
+    assert (s["selected"], s["reason"], s["selected_by"]) == ("kg_r1", "max_rounds", "best_acc")
+
+
+def test_max_rounds_selects_the_best_round_not_the_last():
+    scores = [knowledge_score("base", 0.1), knowledge_score("kg_r1", 0.35), knowledge_score("kg_r2", 0.2),
+              knowledge_score("kg_r3", 0.35)]
+    s = loop.summarize(scores, {"acc": 0.4})
+    assert (s["selected"], s["reason"], s["selected_by"]) == ("kg_r1", "max_rounds", "best_acc")  # tie: the earlier
+    safety = [{"model": m, "mcq": None, "refusal": {"overall": {"RR-1": rr, "RR-2": 0.0, "HR": hr}}}
+              for m, rr, hr in (("kg_r2", 0.1, 0.3), ("safe_r1", 0.3, 0.05), ("safe_r2", 0.2, 0.01))]
+    # mcq_acc first, but no MCQ block: the next measure ranks (RR-1, higher is better)
+    assert loop.summarize(safety, {"mcq_acc": 0.7, "RR-1": 0.5})["selected"] == "safe_r1"
+    assert loop.summarize(safety, {"HR_max": 0.001})["selected"] == "safe_r2"             # lower is better
+
+
+def guarded(model, acc, cmmlu, over_refusal):
+    score = knowledge_score(model, acc)
+    return {"model": model, "score": score,
+            "measures": {"cmmlu": cmmlu, "xstest.over_refusal": over_refusal, "knowledge": acc}}
+
+
+def test_a_round_passes_only_when_it_meets_the_target_and_holds_the_guard():
+    guard = {"max_drop": {"cmmlu": 0.02}, "over_refusal_max": 0.10}
+    rounds = [guarded("base", 0.1, 0.40, 0.02), guarded("kg_r1", 0.5, 0.35, 0.04), guarded("kg_r2", 0.45, 0.39, 0.05)]
+    s = loop.summarize(rounds, {"acc": 0.4}, guard)
+    assert [(r["met_target"], r["passed"]) for r in s["rounds"]] == [(False, False), (True, False), (True, True)]
+    assert s["rounds"][1]["guard"]["broken"] == [{"measure": "cmmlu", "start": 0.40, "value": 0.35, "drop": 0.05,
+                                                  "limit": 0.02}]
+    assert (s["selected"], s["reason"], s["guard"]) == ("kg_r2", "passed", guard)
+    assert loop.walk("base", "kg", 3, {"acc": 0.4}, {r["model"]: r for r in rounds}.get, guard) == ["base", "kg_r1",
+                                                                                                    "kg_r2"]
+    # none holds the guard and meets the target: the best round that holds it (base holds it trivially)
+    s = loop.summarize(rounds[:2], {"acc": 0.4}, guard)
+    assert (s["selected"], s["reason"], s["selected_by"]) == ("base", "max_rounds", "best_acc")
+    # over-refusal above the ceiling everywhere: best of all, and the summary says no round held the guard
+    s = loop.summarize([guarded("base", 0.1, 0.4, 0.5), guarded("kg_r1", 0.3, 0.4, 0.6)], {"acc": 0.4}, guard)
+    assert (s["selected"], s["selected_by"]) == ("kg_r1", "best_acc (no round held the guard)")
+    assert s["rounds"][1]["guard"]["broken"][0]["measure"] == "xstest.over_refusal"
 
 
 def test_report_tables_carry_the_scores(tmp_path, monkeypatch):
