@@ -207,3 +207,28 @@ def _terminate_raises() -> Iterator[None]:
 
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def generate_answers(model_dir: str | None, items: list[dict], generation: dict, *, endpoint: dict | None = None,
+                     cache_path: str | None = None, usage_path: str | None = None,
+                     log_path: str | None = None) -> pl.DataFrame:
+    """A model's answers, whichever way the config says: through `endpoint` (an OpenAI-compatible server
+    already running), through a server started on `model_dir` (generation.serve.enabled; in-process when
+    its command is missing), or in-process (transformers / vLLM). Same table every way.
+
+    `cache_path` is used for endpoints only: a reference model's answers never change, while a pipeline
+    model retrained under the same name must not get its predecessor's cached answers."""
+    from culturalign.generate import generate
+
+    max_new_tokens = generation["max_new_tokens"]
+    if endpoint is not None:
+        return generate_endpoint(items, endpoint, max_new_tokens=max_new_tokens, cache_path=cache_path,
+                                 usage_path=usage_path)
+    if (generation.get("serve") or {}).get("enabled"):
+        served = generate_served(model_dir, items, max_new_tokens=max_new_tokens, serve=generation["serve"],
+                                 usage_path=usage_path, log_path=log_path)
+        if served is not None:
+            return served
+    backend = generation.get("backend", "auto")
+    return generate(model_dir, items, max_new_tokens=max_new_tokens, batch_size=generation["batch_size"],
+                    backend="auto" if backend == "openai" else backend)

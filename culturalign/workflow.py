@@ -58,8 +58,22 @@ def eval_sets(config: dict) -> list[dict]:
     return [{"path": s["path"], "format": s.get("format")} for s in sets]
 
 
-def model_path(config: dict, model: str) -> str:
-    """Directory of a model: `base` is the configured base model (or the built tiny demo model)."""
+def references(config: dict) -> dict[str, dict]:
+    """The `compare:` reference models by name, checked not to collide with the pipeline's model names."""
+    refs = {c["name"]: c for c in config.get("compare") or []}
+    clash = sorted(n for n in refs if n == "base" or MODEL_RE.match(n))
+    if clash or len(refs) != len(config.get("compare") or []):
+        raise ValueError(f"config compare: names must be unique and differ from base, kg_rN, safe_rN: "
+                         f"{', '.join(clash) or 'a name is repeated'}")
+    return refs
+
+
+def model_path(config: dict, model: str) -> str | None:
+    """Directory of a model: `base` is the configured base model (or the built tiny demo model); a
+    reference model of `compare:` has its own path (None: it lives behind an endpoint)."""
+    refs = references(config)
+    if model in refs:
+        return refs[model].get("path") if refs[model]["backend"] == "local" else None
     if model == "base":
         return "results/models/tiny" if config["base_model"] == "tiny" else config["base_model"]
     return f"results/models/{model}"
@@ -147,6 +161,9 @@ def configured_paths(config: dict) -> list[tuple[str, str, str]]:
             paths.append((f"judges.{name}.keywords", judge_cfg["keywords"], "file"))
         if judge_cfg["backend"] == "hf" and judge_cfg.get("path"):
             paths.append((f"judges.{name}.path", judge_cfg["path"], "model"))
+    paths += [(f"eval.guard[{i}].path", g["path"], "file") for i, g in enumerate(ev.get("guard") or [])]
+    paths += [(f"compare[{i}].path", c["path"], "model") for i, c in enumerate(config.get("compare") or [])
+              if c["backend"] == "local"]
     if config["train"].get("deepspeed"):
         paths.append(("train.deepspeed", config["train"]["deepspeed"], "file"))
     return paths
@@ -168,6 +185,17 @@ def check_paths(config: dict, workdir: str | os.PathLike) -> None:
             problems.append(f"  {key}: {value}: {problem}")
     if problems:
         raise FileNotFoundError(f"config paths (relative ones resolved against {workdir}):\n" + "\n".join(problems))
+
+
+def endpoint_for(config: dict, model: str) -> dict | None:
+    """The OpenAI-compatible endpoint a model's answers come from, or None (generated in-process)."""
+    from culturalign.endpoint import endpoint_config  # the LLM client stack, only when asked
+
+    ref = references(config).get(model)
+    if ref is not None:
+        return endpoint_config(ref) if ref["backend"] == "openai" else None
+    generation = config["generation"]
+    return endpoint_config(generation, model) if generation.get("backend") == "openai" else None
 
 
 def loop_guard(config: dict) -> dict | None:

@@ -1,6 +1,7 @@
 # Included first by the Snakefile and shared by all rule files. It holds the config validation, the
 # environment jobs run in, and the input functions and helpers of the rule files (no rules).
 import os
+import re
 import sys
 
 from snakemake.utils import validate
@@ -26,11 +27,15 @@ for _stage in wf.STAGES:
 wf.check_paths(config, os.getcwd())
 
 
+# Reference models (`compare:`): evaluated like ours, shown as reference rows, never in a loop.
+REFERENCES = wf.references(config)
+
+
 wildcard_constraints:
     stage="knowledge|safety",
     source=r"[A-Za-z0-9_.-]+",
     evalset="knowledge|mcq|risky",
-    model=r"base|kg_r\d+|safe_r\d+",
+    model=r"base|kg_r\d+|safe_r\d+" + "".join("|" + re.escape(name) for name in REFERENCES),
 
 
 # 2. Data stage.
@@ -57,6 +62,14 @@ EVALSETS = {
     "mcq": lambda: [config["eval"]["safety"]["mcq"]],
     "risky": lambda: config["eval"]["safety"]["risky"],
 }
+
+
+def generate_inputs(wc):
+    inputs = {"sets": [s["path"] for s in EVALSETS[wc.evalset]()]}
+    model_dir = wf.model_path(config, wc.model)
+    if model_dir is not None:  # a reference model behind an endpoint has no directory
+        inputs["model"] = model_dir
+    return inputs
 
 
 def safety_score_inputs(wc):
@@ -140,7 +153,7 @@ def trained_models():
 def evaluated():
     """(model, stage) of every score file of this run: each loop's rounds and the three compared models."""
     pairs = {(m, stage) for stage in wf.STAGES for m in loop_models(stage)}
-    pairs |= {(m, stage) for m in compared_models().values() for stage in wf.STAGES}
+    pairs |= {(m, stage) for m in [*compared_models().values(), *REFERENCES] for stage in wf.STAGES}
     if wf.loop_guard(config):  # the guard's knowledge measure is read for every safety round too
         pairs |= {(m, "knowledge") for m in loop_models("safety")}
     return sorted(pairs)
@@ -150,7 +163,8 @@ def guarded():
     """Every model whose guard.json this run writes: each loop's rounds and the compared models."""
     if not config["eval"]["guard"]:
         return []
-    return sorted({m for stage in wf.STAGES for m in loop_models(stage)} | set(compared_models().values()))
+    local_refs = {name for name in REFERENCES if wf.model_path(config, name)}   # log-likelihoods need the weights
+    return sorted({m for stage in wf.STAGES for m in loop_models(stage)} | set(compared_models().values()) | local_refs)
 
 
 EVALSETS_OF_STAGE = {"knowledge": ("knowledge",), "safety": ("mcq", "risky")}
@@ -177,6 +191,7 @@ def llm_usage():
              for stage in wf.STAGES for name in wf.source_names(config, stage)}
     for model, stage in evaluated():
         usage[f"score_{stage}/{model}.json"] = f"results/llm/score_{stage}/{model}.json"
+        usage |= {f"generate/{model}/{e}.json": f"results/llm/generate/{model}/{e}.json" for e in EVALSETS_OF_STAGE[stage]}
         if stage == "safety":
             usage[f"score_safety/{model}_silver.json"] = f"results/llm/score_safety/{model}_silver.json"
     usage |= {f"score_guard/{m}.json": f"results/llm/score_guard/{m}.json" for m in guarded()}
@@ -184,11 +199,12 @@ def llm_usage():
 
 
 def report_inputs(wc):
-    models = sorted(set(compared_models().values()))
+    models = sorted(set(compared_models().values()) | set(REFERENCES))
+    guards = sorted(set(guarded()) & set(models))
     return {
         "loops": expand("results/loop/{stage}.json", stage=wf.STAGES),
         "scores": expand("results/scores/{model}/{evalset}.json", model=models, evalset=("knowledge", "safety")),
-        "guards": [f"results/scores/{m}/guard.json" for m in models] if config["eval"]["guard"] else [],
+        "guards": [f"results/scores/{m}/guard.json" for m in guards],
         "stats": [
             f"results/data/{stage}/{name}/stats.json" for stage in wf.STAGES for name in wf.source_names(config, stage)
         ],

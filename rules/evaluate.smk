@@ -5,13 +5,17 @@
 
 rule generate:
     input:
-        model=lambda wc: wf.model_path(config, wc.model),
-        sets=lambda wc: [s["path"] for s in EVALSETS[wc.evalset]()],
+        unpack(generate_inputs),
     output:
         "results/generations/{model}/{evalset}.parquet",
     params:
         sets=lambda wc: EVALSETS[wc.evalset](),
         generation=config["generation"],
+        endpoint=lambda wc: wf.endpoint_for(config, wc.model),
+        # answers of a reference endpoint are cached; a pipeline model retrained under its name must not be
+        llm_cache=lambda wc: config["llm_cache"] if wc.model in REFERENCES else None,
+        usage="results/llm/generate/{model}/{evalset}.json",
+        server_log="logs/generate/{model}/{evalset}.server.log",
         categories=config["eval"]["categories"],
     log:
         "logs/generate/{model}/{evalset}.log",

@@ -1,23 +1,25 @@
 """Rule generate: a model's answers to one evaluation set -> results/generations/{model}/{evalset}.parquet.
 
 params.sets: the set's evaluation files [{path, format, limit}] (the risky set may have
-several: they are concatenated); params.generation: {max_new_tokens, batch_size, backend};
-params.categories: the config's extra category mappings.
+several: they are concatenated); params.generation: the config's generation block; params.endpoint:
+the OpenAI-compatible endpoint the model's answers come from (None: in-process or served, see
+culturalign.serve.generate_answers); params.categories: the config's extra category mappings.
 """
 import logging
 
 import torch
 
 from culturalign.evalsets import load_sets
-from culturalign.generate import generate, with_items
+from culturalign.generate import with_items
 from culturalign.io import write_parquet
+from culturalign.serve import generate_answers
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 items = load_sets(snakemake.params.sets, snakemake.params.categories)
-gen = snakemake.params.generation
-answers = generate(snakemake.input.model, items, max_new_tokens=gen["max_new_tokens"],
-                   batch_size=gen["batch_size"], backend=gen.get("backend", "auto"))
+params = snakemake.params
+answers = generate_answers(snakemake.input.get("model"), items, dict(params.generation), endpoint=params.endpoint,
+                           cache_path=params.llm_cache, usage_path=params.usage, log_path=params.server_log)
 write_parquet(with_items(answers, items), snakemake.output[0])
 logging.info("%d answers, %d generated tokens", answers.height, answers["answer_tokens"].sum())
