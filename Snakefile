@@ -21,6 +21,7 @@ rule all:
         # Known before any checkpoint has run, so --keep-going still builds them when a training round fails.
         expand("results/data/{stage}/train.parquet", stage=wf.STAGES),
         expand("results/scores/base/{evalset}.json", evalset=("knowledge", "safety")),
+        ["results/scores/base/guard.json"] if config["eval"]["guard"] else [],
         expand("results/loop/{stage}.json", stage=wf.STAGES),
         "results/report/report.md",
         "results/report/report.html",

@@ -132,7 +132,8 @@ def model_dir_problem(path: Path) -> str | None:
 
 
 def configured_paths(config: dict) -> list[tuple[str, str, str]]:
-    """Every path the (validated) config names, as (config key, path, kind): kind 'file' or 'model'."""
+    """Every path the (validated) config names, as (config key, path, kind): kind 'file', 'path' (a file
+    or a folder) or 'model'."""
     paths = []
     if config["base_model"] == "tiny":
         paths.append(("tiny.corpus", config["tiny"]["corpus"], "file"))
@@ -161,7 +162,8 @@ def configured_paths(config: dict) -> list[tuple[str, str, str]]:
             paths.append((f"judges.{name}.keywords", judge_cfg["keywords"], "file"))
         if judge_cfg["backend"] == "hf" and judge_cfg.get("path"):
             paths.append((f"judges.{name}.path", judge_cfg["path"], "model"))
-    paths += [(f"eval.guard[{i}].path", g["path"], "file") for i, g in enumerate(ev.get("guard") or [])]
+    # CMMLU and MMLU-Redux sets are folders, XSTest a file: the loader checks the layout
+    paths += [(f"eval.guard[{i}].path", g["path"], "path") for i, g in enumerate(ev.get("guard") or [])]
     paths += [(f"compare[{i}].path", c["path"], "model") for i, c in enumerate(config.get("compare") or [])
               if c["backend"] == "local"]
     if config["train"].get("deepspeed"):
@@ -179,6 +181,8 @@ def check_paths(config: dict, workdir: str | os.PathLike) -> None:
         path = workdir / value   # an absolute value stays absolute
         if kind == "model":
             problem = model_dir_problem(path)
+        elif kind == "path":
+            problem = None if path.exists() else "no such file or folder"
         else:
             problem = None if path.is_file() else ("not a file" if path.exists() else "no such file")
         if problem:
