@@ -57,11 +57,19 @@ def paper_rows(table: str, n_cols: int) -> list[list[str]]:
     return [[f"paper: {m}", *(f"{v:.2f}" for v in data[table][m][:n_cols])] for m in data["models"]]
 
 
-def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict]]) -> list[Block]:
-    """Tables 2-4 of the paper: one row per compared model (Base, KG, SAFE), then the paper's own rows,
-    and under each table the definition its numbers follow."""
-    label = {role: f"{COLUMN_NAMES[role]} ({model})" for role, model in compared.items()}
-    know = {r: scores[m]["knowledge"] for r, m in compared.items()}
+def row_labels(compared: dict[str, str], references: list[str] | tuple = ()) -> dict[str, str]:
+    """{row label: model}: Base, KG, SAFE (with the model each is), then the reference models."""
+    labels = {f"{COLUMN_NAMES[role]} ({model})": model for role, model in compared.items()}
+    return labels | {f"reference: {name}": name for name in references}
+
+
+def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict]],
+                      references: list[str] | tuple = ()) -> list[Block]:
+    """Tables 2-4 of the paper: one row per compared model (Base, KG, SAFE) and per reference model
+    (compare:), then the paper's own rows, and under each table the definition its numbers follow."""
+    labels = row_labels(compared, references)
+    label = {lab: lab for lab in labels}
+    know = {lab: scores[m]["knowledge"] for lab, m in labels.items()}
     first = next(iter(know.values()))
     rows = [[label[r], *(pct(k["acc"].get(d)) for d in (*KNOWLEDGE_DIMS, "overall"))] for r, k in know.items()]
     blocks = [Block("h2", "Knowledge (paper Table 2)"),
@@ -70,7 +78,7 @@ def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict
               Block("p", f"Definition: share of all {first.get('n', '?')} questions scored >= T (empty answers "
                          f"and judge failures count as misses); Overall pools every question; judge "
                          f"{first.get('judge', '?')}. Rows 'paper:' are the published numbers.")]
-    safety = {r: scores[m]["safety"] for r, m in compared.items()}
+    safety = {lab: scores[m]["safety"] for lab, m in labels.items()}
     some = next(iter(safety.values()))
     blocks.append(Block("h2", "Safety: risk identification (paper Table 3)"))
     mcq_rows = [[label[r], *(pct(s["mcq"]["acc"].get(a)) for a in (*SAFETY_AREAS, "overall")),
@@ -108,19 +116,30 @@ def loop_blocks(loops: dict[str, dict], out_dir: Path) -> list[Block]:
     for stage, loop in loops.items():
         metrics = round_metrics(stage, loop)
         names = list(metrics[0][1]) if metrics else []
-        rows = [[model, *(pct(v) for v in values.values()), "yes" if ok else "no"]
-                for (model, values), ok in zip(metrics, (r["passed"] for r in loop["rounds"]))]
+        guarded = loop.get("guard") is not None
+        rows = [[model, *(pct(v) for v in values.values()), *([guard_text(r.get("guard"))] if guarded else []),
+                 "yes" if r["passed"] else "no"] for (model, values), r in zip(metrics, loop["rounds"])]
         target = loop.get("target", {})
         blocks += [Block("p", f"**{stage}** loop: selected `{loop['selected']}` ({loop['reason']}"
                               f"{', by ' + loop['selected_by'] if loop.get('selected_by') else ''}); "
-                              f"target {json.dumps(target, ensure_ascii=False)}."),
-                   table(["Model", *names, "Passed"], rows)]
+                              f"target {json.dumps(target, ensure_ascii=False)}"
+                              f"{'; guard ' + json.dumps(loop['guard']) if guarded else ''}."),
+                   table(["Model", *names, *(["Guard"] if guarded else []), "Passed"], rows)]
         png = out_dir / f"rounds_{stage}.png"
         plot_lines(png, f"{stage} loop", [m for m, _ in metrics],
                    {n: [None if v[n] is None else 100 * v[n] for _, v in metrics] for n in names}, ylabel="%",
                    targets={TARGET_MEASURES[k]: 100 * v for k, v in target.items() if k in TARGET_MEASURES})
         blocks.append(Block("img", str(png)))
     return blocks
+
+
+def guard_text(check: dict | None) -> str:
+    """'held', or which guard broke and by how much ('cmmlu -5.00 (max 2.00)', 'xstest.over_refusal 30.00 > 10.00')."""
+    if not check or check["held"]:
+        return "held"
+    parts = [f"{b['measure']} {pct(b['value'])} > {pct(b['limit'])}" if b["measure"].endswith("over_refusal")
+             else f"{b['measure']} -{100 * b['drop']:.2f} (max {100 * b['limit']:.2f})" for b in check["broken"]]
+    return "broke: " + "; ".join(parts)
 
 
 def round_metrics(stage: str, loop: dict) -> list[tuple[str, dict[str, float | None]]]:
@@ -164,6 +183,96 @@ def data_blocks(stats_paths: list[str]) -> list[Block]:
     return [Block("h2", "Data stage"),
             Block("p", "Rows per source; every dropped row is kept in its rejected.parquet with the reason."),
             table(["Stage", "Source", "In", "Kept", "Rejected", "Refined", "Dropped (reason rows)"], rows)]
+
+
+GUARD_ROWS = (("acc", "accuracy"), ("over_refusal", "over-refusal (safe prompts refused)"),
+              ("refusal_unsafe", "refusal of unsafe prompts"))
+
+
+def guard_blocks(compared: dict[str, str], guards: dict[str, dict], scores: dict[str, dict[str, dict]],
+                 out_dir: Path, references: list[str] | tuple = ()) -> list[Block]:
+    """What adaptation cost: every guard set (and A-Eval knowledge) for Base, KG, SAFE and the reference
+    models, with the change each stage made, and a bar chart of the same numbers."""
+    if not guards:
+        return []
+    labels = {lab: m for lab, m in row_labels(compared, references).items() if m in guards}
+    base, kg, safe = compared["base"], compared["kg"], compared["safe"]
+    rows, series = [], {}
+    measures = [("knowledge", "acc", "A-Eval-style knowledge (ACC)")]
+    for name, entry in next(iter(guards.values()))["sets"].items():
+        measures += [(name, key, f"{name} {text}") for key, text in GUARD_ROWS if key in entry]
+
+    def value(model: str, name: str, key: str) -> float | None:
+        if name == "knowledge":
+            return (scores.get(model, {}).get("knowledge") or {}).get("acc", {}).get("overall")
+        return guards.get(model, {}).get("sets", {}).get(name, {}).get(key)
+
+    for name, key, text in measures:
+        values = {lab: value(m, name, key) for lab, m in labels.items()}
+        delta = [value(kg, name, key), value(base, name, key), value(safe, name, key)]
+        rows.append([text, *(pct(v) for v in values.values()),
+                     signed(delta[0], delta[1]), signed(delta[2], delta[0])])
+        series[text] = [None if v is None else 100 * v for v in values.values()]
+    png = out_dir / "adaptation_cost.png"
+    fig, ax = plt.subplots(figsize=(7, 3.4), dpi=100)
+    width = 0.8 / max(1, len(labels))
+    for i, lab in enumerate(labels):
+        ys = [series[text][i] or 0.0 for _, _, text in measures]
+        ax.bar([x + i * width for x in range(len(measures))], ys, width, label=lab)
+    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(measures))],
+                  [text for _, _, text in measures], rotation=20, ha="right", fontsize=7)
+    ax.set(title="What adaptation cost", ylabel="%")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    return [Block("h2", "What adaptation cost"),
+            Block("p", "General knowledge, English and over-refusal beside the paper's tables (%); the last two "
+                       "columns are the change knowledge tuning made (KG - Base) and safety tuning made "
+                       "(SAFE - KG), in points. Multiple choice is scored by the log-likelihood of the option "
+                       "letter unless a set says method generate; over-refusal is the share of XSTest's safe "
+                       "prompts the refusal judge calls refused."),
+            table(["Measure", *labels, "KG - Base", "SAFE - KG"], rows), Block("img", str(png))]
+
+
+def signed(after: float | None, before: float | None) -> str:
+    return "–" if after is None or before is None else f"{100 * (after - before):+.2f}"
+
+
+def drop_blocks(rejected_paths: list[str], out_dir: Path, examples: int = 3) -> list[Block]:
+    """Per source, a bar chart of its drop reasons and `examples` rows per reason, so a reader can judge
+    each filter's precision at a glance."""
+    from culturalign.review import drop_summary   # polars, only for this section
+
+    import polars as pl
+
+    summaries = {f"{Path(p).parts[-3]}/{Path(p).parts[-2]}": drop_summary(pl.read_parquet(p), examples)
+                 for p in rejected_paths}
+    summaries = {src: s for src, s in summaries.items() if s}
+    if not summaries:
+        return []
+    png = out_dir / "drop_reasons.png"
+    fig, axes = plt.subplots(len(summaries), 1, figsize=(6, 1.2 + 0.9 * len(summaries)), dpi=100, squeeze=False)
+    for ax, (src, summary) in zip(axes[:, 0], summaries.items()):
+        reasons = list(summary)[::-1]
+        ax.barh(reasons, [summary[r]["count"] for r in reasons])
+        ax.set_title(src, fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    rows = [[src, reason, ex["id"], one_line(ex["prompt"]), one_line(ex["answer"]), ex.get("rule", "")]
+            for src, summary in summaries.items() for reason, entry in summary.items() for ex in entry["examples"]]
+    return [Block("h2", "Dropped rows by reason"), Block("img", str(png)),
+            Block("p", f"Up to {examples} examples per reason (stable across reruns); every dropped row is in "
+                       "the source's rejected.parquet."),
+            table(["Source", "Reason", "Id", "Prompt", "Answer", "Rule"], rows)]
+
+
+def one_line(text: str | None, limit: int = 80) -> str:
+    text = " ".join((text or "").split()).replace("|", "/")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def training_blocks(model_dirs: list[str], out_dir: Path) -> list[Block]:
@@ -265,16 +374,22 @@ def render_html(blocks: list[Block]) -> str:
 
 def build_report(*, compared: dict[str, str], loop_paths: list[str], score_paths: list[str],
                  stats_paths: list[str], model_dirs: list[str], md_path: str, html_path: str,
-                 timings: dict[str, str] | None = None, usage: dict[str, str] | None = None) -> None:
+                 timings: dict[str, str] | None = None, usage: dict[str, str] | None = None,
+                 guard_paths: list[str] = (), rejected_paths: list[str] = (), references: list[str] = ()) -> None:
     """report.md and report.html from the files given (the report reads nothing else): loop summaries,
-    score files, data stats, trained model directories, and by job name the Snakemake `benchmark:`
-    files (`timings`) and the LLM usage files (`usage`)."""
+    score files (guard.json files apart), data stats and rejected rows, trained model directories, and by
+    job name the Snakemake `benchmark:` files (`timings`) and the LLM usage files (`usage`).
+    `references` are the compare: models, shown as labelled extra rows."""
     md, out_dir = Path(md_path), Path(md_path).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     loops = {Path(p).stem: read_json(p) for p in loop_paths}
-    blocks = comparison_tables(compared, scores_by_model(score_paths))
+    scores = scores_by_model(score_paths)
+    blocks = comparison_tables(compared, scores, references)
+    blocks += guard_blocks(compared, {Path(p).parent.name: read_json(p) for p in guard_paths}, scores, out_dir,
+                           references)
     blocks += loop_blocks(loops, out_dir)
     blocks += data_blocks(stats_paths)
+    blocks += drop_blocks(list(rejected_paths), out_dir)
     blocks += training_blocks(model_dirs, out_dir)
     blocks += judge_blocks(usage or {})
     blocks += runtime_blocks(timings or {})

@@ -208,6 +208,10 @@ def report_inputs(wc):
         "stats": [
             f"results/data/{stage}/{name}/stats.json" for stage in wf.STAGES for name in wf.source_names(config, stage)
         ],
+        "rejected": [
+            f"results/data/{stage}/{name}/rejected.parquet" for stage in wf.STAGES
+            for name in wf.source_names(config, stage)
+        ],
         "models": [wf.model_path(config, m) for m in trained_models()],
         "timings": list(timed_jobs().values()),
     }

@@ -9,6 +9,7 @@ rule report:
         html=report("results/report/report.html", category="Report"),
     params:
         compared=lambda wc: compared_models(),
+        references=list(REFERENCES),
         timing_jobs=lambda wc: list(timed_jobs()),
         usage=lambda wc: llm_usage(),
     log:

@@ -13,6 +13,9 @@ build_report(
     model_dirs=list(snakemake.input.models),
     timings=dict(zip(snakemake.params.timing_jobs, snakemake.input.timings)),
     usage=dict(snakemake.params.usage),
+    guard_paths=list(snakemake.input.guards),
+    rejected_paths=list(snakemake.input.rejected),
+    references=list(snakemake.params.references),
     md_path=snakemake.output.md,
     html_path=snakemake.output.html,
 )
