@@ -107,6 +107,9 @@ def test_long_prompt_keeps_its_last_tokens(letter_model):
 
 
 def test_equals_lm_evaluation_harness(letter_model, plain_model):
+    """Runs where lm-eval is importable (it is not a project dependency), e.g. a side venv that sees the
+    project's packages: `python -m venv /tmp/lmeval && echo $(.venv site-packages) > /tmp/lmeval/lib/python3.11/
+    site-packages/project.pth && /tmp/lmeval/bin/pip install lm-eval==0.4.13`, then run pytest with that python."""
     lm_eval = pytest.importorskip("lm_eval", reason="lm-evaluation-harness not installed (optional)")
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
