@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, nargs="+", default=[8, 48])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--hidden-size", type=int, default=64, help="of the tiny model (culturalign.tiny default 64)")
+    parser.add_argument("--layers", type=int, default=2, help="of the tiny model (culturalign.tiny default 2)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "mcq.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,7 +66,8 @@ def main() -> None:
     prompts = build_prompts(items, "cmmlu")
     n_options = [len(it["options"]) for it in items]
     with tempfile.TemporaryDirectory() as model_dir:
-        build_tiny(model_dir, prompts, max_position_embeddings=4096)  # culturalign.tiny defaults otherwise
+        build_tiny(model_dir, prompts, hidden_size=args.hidden_size, layers=args.layers,
+                   intermediate_size=2 * args.hidden_size, max_position_embeddings=4096)
 
         def by_loglik() -> list[int | None]:
             return loglik_choices(model_dir, prompts, n_options, batch_size=args.batch_size)
@@ -91,7 +94,8 @@ def main() -> None:
                              "runs_wall_s": [round(w, 3) for w in walls[name]],
                              **{k: v for k, v in metrics.items() if k in ("acc", "n_unparsed")}}
     report = {"set": set_name, "questions": len(items), "shots": args.shots, "batch_size": args.batch_size,
-              "model": "tiny (culturalign.tiny defaults, random weights)", "torch_threads": torch.get_num_threads(),
+              "model": f"tiny Llama, random weights, hidden {args.hidden_size}, {args.layers} layers",
+              "torch_threads": torch.get_num_threads(),
               **results,
               "speedup_vs_generate": {n: round(results["loglik"]["questions_per_s"]
                                                / results[f"generate_{n}"]["questions_per_s"], 1)

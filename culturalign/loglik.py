@@ -4,10 +4,10 @@ Each option is the continuation " A", " B", ... after the (k-shot) prompt; the c
 with the highest log-probability. Nothing is generated, so nothing needs parsing. Tokenization follows
 lm-evaluation-harness (HFLM, causal): the context is encoded with the tokenizer's own special tokens,
 the continuation is what encoding context + continuation adds after the context's tokens, and a context
-longer than the model's window keeps its last tokens. Options whose inputs coincide share one forward
-pass: when every option letter is one token (usual for " A".." H") the input is the context itself, and
-the last position's logits score all options at once; a tokenizer that splits " A" into " " + "A" still
-needs one pass, scoring the options' last tokens at the position after " ".
+longer than the model's window keeps its last tokens. Options share one forward pass when their inputs
+coincide or one is a prefix of another: when every option letter is one token (usual for " A".." H") the
+input is the context itself and the last position's logits score all options at once; a tokenizer that
+splits some letters (" " + "A") still needs one pass.
 
 No chat template is applied (lm-evaluation-harness's default for these tasks).
 Batches are right-padded (positions of real tokens are unchanged) and sorted by length. Prompts that share
@@ -92,17 +92,18 @@ def _window(model) -> int | None:
 
 
 def _requests(tokenizer, prompts: list[str], n_options: list[int]) -> list[tuple[list[int], list[list[int]]]]:
-    """Per prompt: (context tokens, continuation tokens of each option), split as lm-evaluation-harness does."""
-    out = []
-    for prompt, n in zip(prompts, n_options):
-        if not 2 <= n <= len(LETTERS):
-            raise ValueError(f"a question needs 2-{len(LETTERS)} options, not {n}")
-        context = prompt.rstrip()
-        spaces = prompt[len(context):]  # trailing whitespace belongs to the continuation
-        ctx = tokenizer.encode(context)
-        conts = [tokenizer.encode(context + spaces + DELIMITER + LETTERS[k])[len(ctx):] for k in range(n)]
-        out.append((ctx, conts))
-    return out
+    """Per prompt: (context tokens, continuation tokens of each option), split as lm-evaluation-harness does:
+    trailing whitespace moves to the continuation; the continuation is what encoding context + continuation
+    adds after the context's tokens. All strings are encoded in one batch call (the fast tokenizer's threads)."""
+    bad = [n for n in n_options if not 2 <= n <= len(LETTERS)]
+    if bad:
+        raise ValueError(f"a question needs 2-{len(LETTERS)} options, not {bad[0]}")
+    contexts = [p.rstrip() for p in prompts]
+    wholes = [c + p[len(c):] + DELIMITER + LETTERS[k] for c, p, n in zip(contexts, prompts, n_options)
+              for k in range(n)]
+    encoded = tokenizer(contexts + wholes)["input_ids"]
+    ctxs, rest = encoded[:len(contexts)], iter(encoded[len(contexts):])
+    return [(ctx, [next(rest)[len(ctx):] for _ in range(n)]) for ctx, n in zip(ctxs, n_options)]
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -187,20 +188,24 @@ def loglik_scores(model, prompts: list[str], n_options: list[int], *, batch_size
     parts = []  # per prompt, per option: (sequence index, indices of its log-probs in wanted[sequence])
     truncated = 0
     for ctx, conts in _requests(tokenizer, prompts, n_options):
-        shared: dict[tuple[int, ...], int] = {}  # options whose input is the same sequence share one pass
-        prompt_parts = []
-        for cont in conts:
-            seq, want = ctx + cont[:-1], [(len(ctx) - 1 + j, t) for j, t in enumerate(cont)]
-            if window and len(seq) > window:  # keep the last tokens, as lm-evaluation-harness does
-                cut = len(seq) - window
-                seq, want = seq[cut:], [(p - cut, t) for p, t in want]
-                truncated += 1
-            if tuple(seq) not in shared:
-                shared[tuple(seq)] = len(seqs)
-                seqs.append(seq)
+        options = [(ctx + cont[:-1], [(len(ctx) - 1 + j, t) for j, t in enumerate(cont)]) for cont in conts]
+        hosts: list[tuple[int, list[int], int]] = []  # this prompt's sequences: (index, tokens, how many cut)
+        prompt_parts: list = [None] * len(options)
+        for k in sorted(range(len(options)), key=lambda k: -len(options[k][0])):
+            seq, want = options[k]
+            # Causal attention: an option whose input is a prefix of another option's is scored in that pass
+            # (" A" -> [" ", "A"] and " B" -> [" B"] both need only the context + " "); a cut one only when equal.
+            host = next(((h, cut) for h, full, cut in hosts if (full == seq if cut else full[:len(seq)] == seq)), None)
+            if host is None:
+                cut = max(0, len(seq) - window) if window else 0  # keep the last tokens, as lm-evaluation-harness
+                truncated += cut > 0
+                host = (len(seqs), cut)
+                hosts.append((len(seqs), seq, cut))
+                seqs.append(seq[cut:])
                 wanted.append([])
-            index = shared[tuple(seq)]
-            prompt_parts.append((index, range(len(wanted[index]), len(wanted[index]) + len(want))))
+            index, cut = host
+            want = [(p - cut, t) for p, t in want]
+            prompt_parts[k] = (index, range(len(wanted[index]), len(wanted[index]) + len(want)))
             wanted[index] += want
         parts.append(prompt_parts)
     if truncated:

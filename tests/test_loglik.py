@@ -107,6 +107,9 @@ def test_long_prompt_keeps_its_last_tokens(letter_model):
 
 
 def test_equals_lm_evaluation_harness(letter_model, plain_model):
+    """Runs where lm-eval is importable (it is not a project dependency), e.g. a side venv that sees the
+    project's packages: `python -m venv /tmp/lmeval && echo $(.venv site-packages) > /tmp/lmeval/lib/python3.11/
+    site-packages/project.pth && /tmp/lmeval/bin/pip install lm-eval==0.4.13`, then run pytest with that python."""
     lm_eval = pytest.importorskip("lm_eval", reason="lm-evaluation-harness not installed (optional)")
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
@@ -139,3 +142,19 @@ def test_shared_k_shot_prefix_is_computed_once(letter_model):
     prefix, other, own = sorted(calls, key=lambda c: (c[0], -c[1]))
     assert prefix[0] == 1 and prefix[1] > 64 and own[0] == 3 and own[1] < 40
     assert other == (1, len(tok.encode(prompts[3])))
+
+
+def test_options_of_mixed_token_lengths_share_one_pass(tmp_path):
+    # " A" and " B" are taught as single tokens, " C" and " D" are left as " " + letter.
+    build_tiny(str(tmp_path), TEXTS + [f"Answer: {x}\n答案： {x}\n" for x in "AB"] * 30, vocab_size=700,
+               hidden_size=32, layers=2, heads=2, intermediate_size=64, max_position_embeddings=256, seed=2)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    lengths = {len(tok.encode(PROMPTS[0] + " " + x)) - len(tok.encode(PROMPTS[0])) for x in "ABCD"}
+    assert lengths == {1, 2}
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+    rows = []
+    model.register_forward_hook(lambda _m, args, kwargs, _out: rows.append(kwargs["input_ids"].shape[0]),
+                                with_kwargs=True)
+    got = loglik_scores((model, tok), PROMPTS, N_OPTIONS, batch_size=1)
+    assert rows == [1] * len(PROMPTS)
+    assert _flat(got) == pytest.approx(_flat(_reference(str(tmp_path), PROMPTS, N_OPTIONS)), abs=1e-4)
