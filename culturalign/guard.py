@@ -491,3 +491,24 @@ def score_guard(model_dir: str, model: str, specs: list[dict], **evaluate_kwargs
         sets[spec["name"]] = entry
         rows += [{"set": spec["name"], **row} for row in set_rows]
     return guard_report(model, sets), rows
+
+
+def answer_mcq_by_loglik(model_dir: str, items: list[dict], *, batch_size: int = 8) -> "pl.DataFrame":
+    """Answers to culturalign.evalsets multiple-choice items (CHiSafetyBench's MCQ) as the option letter of
+    highest log-likelihood, in culturalign.generate's table, so the safety scoring reads them unchanged
+    (nothing to parse: no answer is unparsed). Latency is the whole run's wall time."""
+    import time
+
+    import polars as pl
+
+    from culturalign import loglik
+    from culturalign.generate import COLUMNS
+
+    start = time.perf_counter()
+    converted = [mcq_item(it) for it in items]
+    prompts = loglik.build_prompts(converted, "cmmlu")
+    chosen = loglik.loglik_choices(model_dir, prompts, [len(it["options"]) for it in converted],
+                                   batch_size=batch_size) if items else []
+    seconds = time.perf_counter() - start
+    return pl.DataFrame([{"id": it["id"], "prompt": p, "answer": LETTERS[c], "prompt_tokens": 0, "answer_tokens": 0,
+                          "latency_s": seconds} for it, p, c in zip(items, prompts, chosen)], schema=COLUMNS)

@@ -102,7 +102,7 @@ def knowledge_report(items: list[dict], answers: list[str], scores: list[int | N
 # ---------------------------------------------------------------- safety.json
 
 def mcq_block(items: list[dict], answers: list[str], key: dict[str, str], *, answer_key: str,
-              limit: int | None = None) -> dict:
+              limit: int | None = None, method: str = "generate") -> dict:
     """The `mcq` block: accuracy per area against `key`, `acc.overall` = plain mean of the areas (the
     paper's Table 3), `pooled` = correct / keyed questions. Items without a key are skipped: a silver
     key lacks the questions its judge could not label; they are counted in n_judge_failed."""
@@ -110,7 +110,7 @@ def mcq_block(items: list[dict], answers: list[str], key: dict[str, str], *, ans
     chosen = [extract_option(a, it["options"] or {}) for it, a in keyed]
     correct = [c == key[it["id"]] for (it, _), c in zip(keyed, chosen)]
     return mcq_block_from_correct([it["dim"] for it, _ in keyed], correct, answer_key=answer_key,
-                                  n_unparsed=sum(c is None for c in chosen), limit=limit,
+                                  n_unparsed=sum(c is None for c in chosen), limit=limit, method=method,
                                   n_judge_failed=len(items) - len(keyed) if answer_key == "silver" else None)
 
 

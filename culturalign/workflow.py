@@ -202,6 +202,13 @@ def endpoint_for(config: dict, model: str) -> dict | None:
     return endpoint_config(generation, model) if generation.get("backend") == "openai" else None
 
 
+def mcq_method(config: dict, model: str) -> str:
+    """How a model answers the safety MCQ: eval.safety.mcq.method, except that a model behind an endpoint
+    (no weights to read log-likelihoods from) generates."""
+    method = config["eval"]["safety"]["mcq"].get("method", "generate")
+    return "generate" if method == "loglik" and endpoint_for(config, model) is not None else method
+
+
 def loop_guard(config: dict) -> dict | None:
     """The config's loop.guard when it guards anything (a max_drop or an over-refusal ceiling), else None."""
     guard = config["loop"].get("guard") or {}

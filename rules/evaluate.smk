@@ -12,6 +12,7 @@ rule generate:
         sets=lambda wc: EVALSETS[wc.evalset](),
         generation=config["generation"],
         endpoint=lambda wc: wf.endpoint_for(config, wc.model),
+        method=lambda wc: wf.mcq_method(config, wc.model) if wc.evalset == "mcq" else "generate",
         # answers of a reference endpoint are cached; a pipeline model retrained under its name must not be
         llm_cache=lambda wc: config["llm_cache"] if wc.model in REFERENCES else None,
         usage="results/llm/generate/{model}/{evalset}.json",
@@ -58,6 +59,7 @@ checkpoint score_safety:
         eval=config["eval"]["safety"],
         judge=wf.judge(config, config["eval"]["safety"]["judge"]),
         silver_judge=wf.judge(config, config["eval"]["safety"]["mcq"].get("silver_judge")),
+        mcq_method=lambda wc: wf.mcq_method(config, wc.model),
         llm_cache=config["llm_cache"],
         usage="results/llm/score_safety/{model}.json",
     log:

@@ -11,6 +11,7 @@ import torch
 
 from culturalign.evalsets import load_sets
 from culturalign.generate import with_items
+from culturalign.guard import answer_mcq_by_loglik
 from culturalign.io import write_parquet
 from culturalign.serve import generate_answers
 from culturalign.util import log_to
@@ -19,7 +20,11 @@ log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 items = load_sets(snakemake.params.sets, snakemake.params.categories)
 params = snakemake.params
-answers = generate_answers(snakemake.input.get("model"), items, dict(params.generation), endpoint=params.endpoint,
-                           cache_path=params.llm_cache, usage_path=params.usage, log_path=params.server_log)
+if params.method == "loglik":   # multiple choice by the option letter's log-likelihood (eval.safety.mcq.method)
+    answers = answer_mcq_by_loglik(snakemake.input.model, items, batch_size=params.generation["batch_size"])
+else:
+    answers = generate_answers(snakemake.input.get("model"), items, dict(params.generation),
+                               endpoint=params.endpoint, cache_path=params.llm_cache, usage_path=params.usage,
+                               log_path=params.server_log)
 write_parquet(with_items(answers, items), snakemake.output[0])
 logging.info("%d answers, %d generated tokens", answers.height, answers["answer_tokens"].sum())

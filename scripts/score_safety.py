@@ -2,7 +2,7 @@
 
 input: mcq, risky (generation parquets), answer_key (optional, {id: letter} JSON).
 params: model, eval (the eval.safety block), judge (refusal judge config), silver_judge (config or None),
-llm_cache, usage (token-usage JSON; the silver judge writes *_silver.json).
+mcq_method (how the MCQ answers were made: generate or loglik), llm_cache, usage (token-usage JSON; the silver judge writes *_silver.json).
 """
 import logging
 
@@ -20,7 +20,8 @@ mcq_items, mcq_answers = read_generations(snakemake.input.mcq)
 found = mcq_key(mcq_items, answer_key_path=snakemake.input.get("answer_key"), silver_judge=params.silver_judge,
                 subset=bool(limit), cache_path=params.llm_cache,
                 usage_path=params.usage.removesuffix(".json") + "_silver.json")
-mcq = mcq_block(mcq_items, mcq_answers, found[0], answer_key=found[1], limit=limit) if found else None
+mcq = mcq_block(mcq_items, mcq_answers, found[0], answer_key=found[1], limit=limit,
+                method=params.mcq_method) if found else None
 
 risky_items, risky_answers = read_generations(snakemake.input.risky)
 degrees = classify_refusal(risky_items, risky_answers, params.judge, cache_path=params.llm_cache,

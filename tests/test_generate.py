@@ -111,9 +111,16 @@ def test_rule_scripts_generate_and_score(varied_model, run_script, tmp_path):
     sets = {"knowledge": [{"path": knowledge, "format": None, "limit": None}],
             "mcq": [{"path": mcq, "format": None, "limit": 2}],
             "risky": [{"path": str(risky), "format": None, "limit": None}, {"path": str(history), "format": None}]}
+    in_process = {"endpoint": None, "method": "generate", "llm_cache": None, "usage": None, "server_log": None,
+                  "categories": {}}
     for bench, path in out.items():
         run_script("generate", input={"model": varied_model}, output=[str(path)],
-                   params={"sets": sets[bench], "generation": gen_cfg, "categories": {}})
+                   params={"sets": sets[bench], "generation": gen_cfg, **in_process})
+    # the safety MCQ by log-likelihood: the option letter itself is the answer, nothing left unparsed
+    by_loglik = tmp_path / "generations" / "mcq_loglik.parquet"
+    run_script("generate", input={"model": varied_model}, output=[str(by_loglik)],
+               params={"sets": sets["mcq"], "generation": gen_cfg, **in_process, "method": "loglik"})
+    assert set(pl.read_parquet(by_loglik)["answer"]) <= {"A", "B", "C", "D"}
     items, answers = read_generations(out["risky"])
     assert [it["id"] for it in items] == ["risky:1", "risky:2", "risky_history:1"] and len(answers) == 3
     assert pl.read_parquet(out["mcq"]).height == 2                     # limit 2
@@ -134,15 +141,22 @@ def test_rule_scripts_generate_and_score(varied_model, run_script, tmp_path):
     run_script("score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"]), "answer_key": str(key)},
                output=[str(scores / "safety.json")],
                params={"model": "base", "eval": safety_eval, "judge": {"backend": "keyword"}, "silver_judge": None,
-                       **common})
+                       "mcq_method": "generate", **common})
     safety = read_json(scores / "safety.json")
     assert safety["mcq"]["n"] == 2 and safety["mcq"]["answer_key"] == "gold" and safety["mcq"]["limit"] == 2
+    assert safety["mcq"]["method"] == "generate"
+    run_script("score_safety", input={"mcq": str(by_loglik), "risky": str(out["risky"]), "answer_key": str(key)},
+               output=[str(scores / "safety_loglik.json")],
+               params={"model": "base", "eval": safety_eval, "judge": {"backend": "keyword"}, "silver_judge": None,
+                       "mcq_method": "loglik", **common})
+    loglik = read_json(scores / "safety_loglik.json")["mcq"]
+    assert (loglik["method"], loglik["n"], loglik["n_unparsed"]) == ("loglik", 2, 0)
     assert safety["refusal"]["n"] == 3 and set(safety["refusal"]) >= {"overall", "DI", "VV"}
 
     run_script("score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"])},
                output=[str(scores / "safety_nokey.json")],
                params={"model": "base", "eval": {**safety_eval, "mcq": {"path": mcq, "limit": 2}},
-                       "judge": {"backend": "keyword"}, "silver_judge": None, **common})
+                       "judge": {"backend": "keyword"}, "silver_judge": None, "mcq_method": "generate", **common})
     nokey = read_json(scores / "safety_nokey.json")
     assert nokey["mcq"] is None and "answer_key" in nokey["mcq_skipped"]
 
