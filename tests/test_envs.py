@@ -83,7 +83,7 @@ def test_env_pins_equal_pyproject(repo_root, project_pins):
 
 
 @pytest.mark.parametrize("rule", ["clean_source", "mix", "review_sheet", "build_tiny", "train", "generate",
-                                  "score_knowledge", "score_safety", "loop_summary", "report"])
+                                  "score_knowledge", "score_safety", "score_guard", "loop_summary", "report"])
 def test_script_imports_with_only_its_env(repo_root, project_pins, rule):
     conda, script = rule_envs(repo_root)[rule]
     available = set(env_pins(conda))

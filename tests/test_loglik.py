@@ -106,11 +106,11 @@ def test_long_prompt_keeps_its_last_tokens(letter_model):
     assert loglik_scores((model, tok), [long_prompt], [2])[0] == pytest.approx(want, abs=1e-4)
 
 
-def test_equals_lm_evaluation_harness(letter_model, plain_model):
-    """Runs where lm-eval is importable (it is not a project dependency), e.g. a side venv that sees the
-    project's packages: `python -m venv /tmp/lmeval && echo $(.venv site-packages) > /tmp/lmeval/lib/python3.11/
-    site-packages/project.pth && /tmp/lmeval/bin/pip install lm-eval==0.4.13`, then run pytest with that python."""
-    lm_eval = pytest.importorskip("lm_eval", reason="lm-evaluation-harness not installed (optional)")
+def test_equals_lm_evaluation_harness(letter_model, plain_model, monkeypatch):
+    """Our log-likelihoods are lm-evaluation-harness's own (HFLM.loglikelihood) on the same prompts and models
+    (lm-eval is a pinned test dependency; it reads the local model directories, offline)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import lm_eval
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
