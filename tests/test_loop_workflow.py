@@ -1,6 +1,7 @@
 """The evaluate-then-enhance loops end to end through real Snakemake runs of the demo workflow (shortened:
 one round per loop, one or two epochs), in a private copy: a training round killed mid-way, --keep-going,
-resume on rerun, the loop records, the report, and which jobs edits and target changes schedule."""
+resume on rerun, the loop records, the guard sets, a reference model behind an OpenAI-compatible endpoint
+(the test server on 127.0.0.1), the report, and which jobs edits and target changes schedule."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ import polars as pl
 import psutil
 import pytest
 from culturalign.io import read_json
+from openai_server import model_answer
 from workflow_run import copy_workflow, planned, planned_outputs, snakemake
 
 # Knowledge fails on base (target above what one short round reaches), so kg_r1 is trained and selected
@@ -28,6 +30,12 @@ train: {save_steps: 20}
 generation: {max_new_tokens: 16}
 """
 CONFIG = ("--configfile", "config.yaml", "fast.yaml")
+KEY_VAR = "CULTURALIGN_TEST_REFERENCE_KEY"
+# A reference model (compare:) behind the test server: evaluated like ours, shown as reference rows.
+REFERENCE = """compare:
+  - {{name: ref_endpoint, backend: openai, base_url: "{url}", model: ref-model, api_key_env: %s,
+     concurrency: 4, timeout: 10, backoff: 0.01, backoff_max: 0.05}}
+""" % KEY_VAR
 
 
 def wait_for_checkpoint(work: Path, proc: subprocess.Popen, timeout: float = 600) -> Path:
@@ -52,9 +60,18 @@ def kill_training_workers(work: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def work(repo_root, tmp_path_factory) -> Path:
+def reference_server(_chat_server_session):
+    """The session's test server as the reference model's endpoint, its key in the environment of the runs."""
+    _chat_server_session.set(reply=model_answer, models=("ref-model",))
+    os.environ[KEY_VAR] = "sk-test-reference-0123456789"
+    yield _chat_server_session
+    del os.environ[KEY_VAR]
+
+
+@pytest.fixture(scope="module")
+def work(repo_root, tmp_path_factory, reference_server) -> Path:
     work = copy_workflow(repo_root, tmp_path_factory.mktemp("loop"))
-    (work / "fast.yaml").write_text(FAST)
+    (work / "fast.yaml").write_text(FAST + REFERENCE.format(url=reference_server.url))
     return work
 
 
@@ -122,7 +139,41 @@ def test_report_compares_base_kg_and_safe(completed):
     seconds = float((completed / "benchmarks/train/kg_r1.tsv").read_text().splitlines()[1].split("\t")[0])
     assert f"| train/kg_r1 | {seconds:.1f} |" in md
     html = (completed / "results/report/report.html").read_text(encoding="utf-8")
-    assert html.count("src='data:image/png;base64,") == 3   # two loop curves and the loss curves, embedded
+    # two loop curves, the loss curve, what adaptation cost, the drop reasons: embedded
+    assert html.count("src='data:image/png;base64,") == 5
+    assert "| Source | Reason | Id | Prompt | Answer | Rule |" in md
+
+
+def test_guard_sets_scored_for_every_model(completed):
+    for model in ("base", "kg_r1", "safe_r1"):
+        guard = read_json(completed / f"results/scores/{model}/guard.json")
+        assert guard["model"] == model and list(guard["sets"]) == ["cmmlu", "xstest"]
+        cmmlu, xstest = guard["sets"]["cmmlu"], guard["sets"]["xstest"]
+        assert cmmlu["n"] == 14 and cmmlu["method"] == "loglik" and 0 <= cmmlu["acc"] <= 1
+        assert set(cmmlu["by_subject"]) == {"chinese_common_sense", "elementary_arithmetic"}
+        assert (xstest["n_safe"], xstest["n_unsafe"]) == (10, 6) and 0 <= xstest["over_refusal"] <= 1
+    md = (completed / "results/report/report.md").read_text(encoding="utf-8")
+    over = {m: read_json(completed / f"results/scores/{m}/guard.json")["sets"]["xstest"]["over_refusal"]
+            for m in ("base", "kg_r1", "safe_r1")}
+    assert "## What adaptation cost" in md
+    assert ("| xstest over-refusal (safe prompts refused) | " + " | ".join(f"{100 * v:.2f}" for v in over.values())
+            + f" | {100 * (over['kg_r1'] - over['base']):+.2f} | {100 * (over['safe_r1'] - over['kg_r1']):+.2f} |") in md
+
+
+def test_reference_model_behind_an_endpoint(completed, reference_server):
+    knowledge = read_json(completed / "results/scores/ref_endpoint/knowledge.json")
+    safety = read_json(completed / "results/scores/ref_endpoint/safety.json")
+    assert knowledge["n"] == 40 and safety["refusal"]["n"] == 26 and safety["mcq"]["method"] == "generate"
+    # every question went to the server once (40 knowledge, 30 MCQ, 26 risky); the reruns of this
+    # module send nothing more (the answers are cached, the outputs exist)
+    assert reference_server.requests == 96
+    asked = {json.loads(r.body)["messages"][-1]["content"] for r in reference_server.received}
+    assert len(asked) == 96 and all(json.loads(r.body)["model"] == "ref-model" for r in reference_server.received)
+    md = (completed / "results/report/report.md").read_text(encoding="utf-8")
+    assert f"| reference: ref_endpoint | {100 * knowledge['acc']['TU']:.2f} |" in md
+    # the key reached the server and nothing on disk
+    assert reference_server.auth_headers[0] == f"Bearer {os.environ[KEY_VAR]}"
+    assert not [p for p in completed.rglob("*") if p.is_file() and os.environ[KEY_VAR].encode() in p.read_bytes()]
 
 
 def test_snakemake_report(completed):
@@ -131,8 +182,10 @@ def test_snakemake_report(completed):
     assert "results/loop/knowledge.json" in page and "results/report/report.html" in page
 
 
-def test_unchanged_rerun_does_nothing(completed):
+def test_unchanged_rerun_does_nothing(completed, reference_server):
+    asked = reference_server.requests
     assert planned(completed, *CONFIG) == {}
+    assert reference_server.requests == asked
 
 
 def test_editing_a_safety_source_leaves_knowledge_models_alone(completed):
@@ -159,6 +212,35 @@ def test_raising_the_knowledge_target_reruns_only_decisions(completed):
     # loop summary and the report, never a score, a generation or a training job
     (completed / "high.yaml").write_text("loop:\n  knowledge: {target: {acc: 0.95}}\n")
     assert set(planned(completed, *CONFIG, "high.yaml")) - {"all"} == {"loop_summary", "report"}
+
+
+def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed):
+    # guard.json exists for every round: adding a guard reruns the loop summaries and the report only
+    (completed / "guard.yaml").write_text(
+        "loop:\n  guard: {max_drop: {knowledge: 1.0, cmmlu: 1.0}, over_refusal_max: 1.0}\n")
+    assert set(planned(completed, *CONFIG, "guard.yaml")) - {"all"} == {"loop_summary", "report"}
+    snakemake(completed, *CONFIG, "guard.yaml")
+    safety = read_json(completed / "results/loop/safety.json")
+    assert safety["guard"]["over_refusal_max"] == 1.0 and safety["selected"] == "safe_r1"
+    start = read_json(completed / "results/scores/kg_r1/guard.json")["sets"]["cmmlu"]["acc"]
+    after = read_json(completed / "results/scores/safe_r1/guard.json")["sets"]["cmmlu"]["acc"]
+    check = safety["rounds"][1]["guard"]
+    assert check["held"] and {c["measure"] for c in check["checked"]} == {"knowledge", "cmmlu", "xstest.over_refusal"}
+    assert next(c for c in check["checked"] if c["measure"] == "cmmlu")["drop"] == round(start - after, 4)
+    # no over-refusal allowed: a round with any breaks the guard, named with its value and the ceiling
+    (completed / "strict.yaml").write_text("loop:\n  guard: {over_refusal_max: 0.0}\n")
+    snakemake(completed, "results/loop/safety.json", *CONFIG, "strict.yaml")
+    strict = read_json(completed / "results/loop/safety.json")
+    over = {m: read_json(completed / f"results/scores/{m}/guard.json")["sets"]["xstest"]["over_refusal"]
+            for m in ("kg_r1", "safe_r1")}
+    assert [r["guard"]["held"] for r in strict["rounds"]] == [over["kg_r1"] == 0, over["safe_r1"] == 0]
+    for r in strict["rounds"]:
+        assert r["passed"] == (r["met_target"] and over[r["model"]] == 0)
+        assert r["guard"]["broken"] == ([] if over[r["model"]] == 0 else [
+            {"measure": "xstest.over_refusal", "start": over["kg_r1"], "value": over[r["model"]],
+             "drop": round(over["kg_r1"] - over[r["model"]], 4), "limit": 0.0}])
+    if not any(r["guard"]["held"] for r in strict["rounds"]):
+        assert strict["selected_by"].endswith("(no round held the guard)")
 
 
 def test_lowering_the_knowledge_target_schedules_no_training(completed):
