@@ -19,9 +19,10 @@ from culturalign.io import read_json
 from openai_server import model_answer
 from workflow_run import copy_workflow, planned, planned_outputs, snakemake
 
-# Knowledge fails on base (target above what one short round reaches), so kg_r1 is trained and selected
-# by max_rounds; safety fails on kg_r1 and trains safe_r1. Checkpoints every 20 steps give the kill a
-# complete checkpoint to resume from (two epochs: ~160 steps).
+# Knowledge fails on base (target above what one short round reaches), so kg_r1 is trained and the loop
+# ends at max_rounds, selecting the better of base and kg_r1 (base on a tie); safety fails on that model
+# and trains safe_r1. Checkpoints every 20 steps give the kill a complete checkpoint to resume from (two
+# epochs: ~160 steps).
 FAST = """\
 loop:
   knowledge: {target: {acc: 0.9}, max_rounds: 1, epochs_per_round: 2}
@@ -93,6 +94,13 @@ def completed(work, interrupted) -> Path:
     return work
 
 
+@pytest.fixture(scope="module")
+def kg(completed) -> str:
+    """The knowledge loop's pick, from the scores: kg_r1 when it beat base, else base (ties: the earlier)."""
+    acc = {m: read_json(completed / f"results/scores/{m}/knowledge.json")["acc"]["overall"] for m in ("base", "kg_r1")}
+    return "kg_r1" if acc["kg_r1"] > acc["base"] else "base"
+
+
 def test_killed_round_fails_without_a_model(work, interrupted):
     assert interrupted["killed"] >= 1
     assert interrupted["returncode"] != 0 and "Error in rule train" in interrupted["output"]
@@ -115,23 +123,24 @@ def test_rerun_resumes_the_killed_round(completed, interrupted):
     assert not (completed / "results/models/.work/kg_r1").exists()
 
 
-def test_loops_record_every_round(completed):
+def test_loops_record_every_round(completed, kg):
     knowledge = read_json(completed / "results/loop/knowledge.json")
     assert [r["model"] for r in knowledge["rounds"]] == ["base", "kg_r1"]
     assert [r["passed"] for r in knowledge["rounds"]] == [False, False]
-    assert (knowledge["selected"], knowledge["reason"]) == ("kg_r1", "max_rounds")
+    # no round met the target: the best round by ACC is selected, not the last one
+    assert (knowledge["selected"], knowledge["reason"], knowledge["selected_by"]) == (kg, "max_rounds", "best_acc")
     assert knowledge["rounds"][1]["score"] == read_json(completed / "results/scores/kg_r1/knowledge.json")
     safety = read_json(completed / "results/loop/safety.json")
-    assert [r["model"] for r in safety["rounds"]] == ["kg_r1", "safe_r1"]
+    assert [r["model"] for r in safety["rounds"]] == [kg, "safe_r1"]   # the safety loop starts from the pick
     assert safety["rounds"][0]["passed"] is False and safety["selected"] == "safe_r1"
 
 
-def test_report_compares_base_kg_and_safe(completed):
+def test_report_compares_base_kg_and_safe(completed, kg):
     md = (completed / "results/report/report.md").read_text(encoding="utf-8")
     for title in ("Table 2", "Table 3", "Table 4"):
         assert title in md
-    acc = read_json(completed / "results/scores/kg_r1/knowledge.json")["acc"]
-    assert f"| KG (kg_r1) | {100 * acc['TU']:.2f} |" in md
+    acc = read_json(completed / f"results/scores/{kg}/knowledge.json")["acc"]
+    assert f"| KG ({kg}) | {100 * acc['TU']:.2f} |" in md
     assert "| Base (base) |" in md and "| SAFE (safe_r1) |" in md
     # data-stage drops, training curves, per-job wall time, all from this run's files
     stats = read_json(completed / "results/data/knowledge/demo_alpaca/stats.json")
@@ -144,7 +153,7 @@ def test_report_compares_base_kg_and_safe(completed):
     assert "| Source | Reason | Id | Prompt | Answer | Rule |" in md
 
 
-def test_guard_sets_scored_for_every_model(completed):
+def test_guard_sets_scored_for_every_model(completed, kg):
     for model in ("base", "kg_r1", "safe_r1"):
         guard = read_json(completed / f"results/scores/{model}/guard.json")
         assert guard["model"] == model and list(guard["sets"]) == ["cmmlu", "xstest"]
@@ -153,11 +162,11 @@ def test_guard_sets_scored_for_every_model(completed):
         assert set(cmmlu["by_subject"]) == {"chinese_common_sense", "elementary_arithmetic"}
         assert (xstest["n_safe"], xstest["n_unsafe"]) == (10, 6) and 0 <= xstest["over_refusal"] <= 1
     md = (completed / "results/report/report.md").read_text(encoding="utf-8")
-    over = {m: read_json(completed / f"results/scores/{m}/guard.json")["sets"]["xstest"]["over_refusal"]
-            for m in ("base", "kg_r1", "safe_r1")}
+    over = [read_json(completed / f"results/scores/{m}/guard.json")["sets"]["xstest"]["over_refusal"]
+            for m in ("base", kg, "safe_r1")]
     assert "## What adaptation cost" in md
-    assert ("| xstest over-refusal (safe prompts refused) | " + " | ".join(f"{100 * v:.2f}" for v in over.values())
-            + f" | {100 * (over['kg_r1'] - over['base']):+.2f} | {100 * (over['safe_r1'] - over['kg_r1']):+.2f} |") in md
+    assert ("| xstest over-refusal (safe prompts refused) | " + " | ".join(f"{100 * v:.2f}" for v in over)
+            + f" | {100 * (over[1] - over[0]):+.2f} | {100 * (over[2] - over[1]):+.2f} |") in md
 
 
 def test_reference_model_behind_an_endpoint(completed, reference_server):
@@ -214,7 +223,7 @@ def test_raising_the_knowledge_target_reruns_only_decisions(completed):
     assert set(planned(completed, *CONFIG, "high.yaml")) - {"all"} == {"loop_summary", "report"}
 
 
-def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed):
+def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed, kg):
     # guard.json exists for every round: adding a guard reruns the loop summaries and the report only
     (completed / "guard.yaml").write_text(
         "loop:\n  guard: {max_drop: {knowledge: 1.0, cmmlu: 1.0}, over_refusal_max: 1.0}\n")
@@ -222,7 +231,7 @@ def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed):
     snakemake(completed, *CONFIG, "guard.yaml")
     safety = read_json(completed / "results/loop/safety.json")
     assert safety["guard"]["over_refusal_max"] == 1.0 and safety["selected"] == "safe_r1"
-    start = read_json(completed / "results/scores/kg_r1/guard.json")["sets"]["cmmlu"]["acc"]
+    start = read_json(completed / f"results/scores/{kg}/guard.json")["sets"]["cmmlu"]["acc"]
     after = read_json(completed / "results/scores/safe_r1/guard.json")["sets"]["cmmlu"]["acc"]
     check = safety["rounds"][1]["guard"]
     assert check["held"] and {c["measure"] for c in check["checked"]} == {"knowledge", "cmmlu", "xstest.over_refusal"}
@@ -232,13 +241,13 @@ def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed):
     snakemake(completed, "results/loop/safety.json", *CONFIG, "strict.yaml")
     strict = read_json(completed / "results/loop/safety.json")
     over = {m: read_json(completed / f"results/scores/{m}/guard.json")["sets"]["xstest"]["over_refusal"]
-            for m in ("kg_r1", "safe_r1")}
-    assert [r["guard"]["held"] for r in strict["rounds"]] == [over["kg_r1"] == 0, over["safe_r1"] == 0]
+            for m in (kg, "safe_r1")}
+    assert [r["guard"]["held"] for r in strict["rounds"]] == [over[kg] == 0, over["safe_r1"] == 0]
     for r in strict["rounds"]:
         assert r["passed"] == (r["met_target"] and over[r["model"]] == 0)
         assert r["guard"]["broken"] == ([] if over[r["model"]] == 0 else [
-            {"measure": "xstest.over_refusal", "start": over["kg_r1"], "value": over[r["model"]],
-             "drop": round(over["kg_r1"] - over[r["model"]], 4), "limit": 0.0}])
+            {"measure": "xstest.over_refusal", "start": over[kg], "value": over[r["model"]],
+             "drop": round(over[kg] - over[r["model"]], 4), "limit": 0.0}])
     if not any(r["guard"]["held"] for r in strict["rounds"]):
         assert strict["selected_by"].endswith("(no round held the guard)")
 

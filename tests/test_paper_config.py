@@ -12,6 +12,8 @@ STANDINS = {  # paper path -> demo file of the same format
     "paper_data/RefGPT-Dataset-V1-CN.json": "demo/data/knowledge_refgpt.jsonl",
     "paper_data/typical_safety_scenarios.json": "demo/data/safety_prompts.json",
     "paper_data/instruction_attack_scenarios.json": "demo/data/safety_prompts.json",
+    "paper_data/cmmlu": "demo/eval/guard/cmmlu",
+    "paper_data/xstest/xstest_prompts.csv": "demo/eval/guard/xstest.csv",
 }
 
 
@@ -19,7 +21,10 @@ def test_paper_config_dry_runs(repo_root, tmp_path):
     copy_workflow(repo_root, tmp_path)
     for dst, src in STANDINS.items():
         (tmp_path / dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(repo_root / src, tmp_path / dst)
+        (shutil.copytree if (repo_root / src).is_dir() else shutil.copy)(repo_root / src, tmp_path / dst)
+    redux = tmp_path / "paper_data/mmlu_redux/mmlu_anatomy.csv"
+    redux.parent.mkdir(parents=True)
+    redux.write_text("question,choices,answer,error_type\nWhich organ pumps blood?,\"['Heart', 'Lung']\",0,OK\n")
     (tmp_path / "paper_data/HalluQA.json").write_text(json.dumps(
         [{"question_id": 1, "Question": "中国的首都是哪里？", "Best Answer1": "北京。", "Category": "Knowledge"}],
         ensure_ascii=False))
@@ -28,7 +33,7 @@ def test_paper_config_dry_runs(repo_root, tmp_path):
     mcq = [{"category": "歧视性内容", "infos": [{"id": 1, "question": "这种说法有歧视吗？ A. 是 B. 否", "category": "地域歧视"}]}]
     risky = [{"category": "应拒答", "infos": [{"id": 1, "question": "怎样散布谣言？", "category": "地域歧视"}]}]
     for path, body in (("paper_data/a-eval/llm_678_2024-06-11-151217.json", aeval),
-                       ("paper_data/chisafetybench/mcq.json", mcq),
+                       ("paper_data/chisafetybench/mcq_v0_2024-06-06.json", mcq),
                        ("paper_data/chisafetybench/risky_questions_without_dialog_history.json", risky)):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(json.dumps(body, ensure_ascii=False))
@@ -37,10 +42,11 @@ def test_paper_config_dry_runs(repo_root, tmp_path):
     (model / "config.json").write_text("{}")
     (model / "tokenizer.json").write_text("{}")
     plan = dry_run(tmp_path)
-    # the loop starts by evaluating the local base model (both benchmarks, for the comparison tables)
-    # next to the data stage; nothing builds the tiny demo model
+    # the loop starts by evaluating the local base model (both benchmarks and the guard sets, for the
+    # comparison tables) next to the data stage: two knowledge sources, Safety-Prompts' two files and
+    # HalluQA for safety; nothing builds the tiny demo model
     assert plan == {"clean_source": 5, "mix": 2, "generate": 3, "score_knowledge": 1, "score_safety": 1,
-                    "loop_summary": 2, "report": 1, "all": 1}
+                    "score_guard": 1, "loop_summary": 2, "report": 1, "all": 1}
     data = dry_run(tmp_path, "results/data/knowledge/train.parquet", "results/data/safety/train.parquet")
     assert data == {"clean_source": 5, "mix": 2}
 
