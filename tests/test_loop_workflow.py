@@ -101,6 +101,15 @@ def kg(completed) -> str:
     return "kg_r1" if acc["kg_r1"] > acc["base"] else "base"
 
 
+@pytest.fixture(scope="module")
+def safe(completed, kg) -> str:
+    """The safety loop's pick: safe_r1 when it passed or beat the KG pick on RR-1 (the demo target's first
+    measure), else the KG pick."""
+    loop = read_json(completed / "results/loop/safety.json")
+    rr1 = {r["model"]: r["score"]["refusal"]["overall"]["RR-1"] for r in loop["rounds"]}
+    return "safe_r1" if loop["rounds"][1]["passed"] or rr1["safe_r1"] > rr1[kg] else kg
+
+
 def test_killed_round_fails_without_a_model(work, interrupted):
     assert interrupted["killed"] >= 1
     assert interrupted["returncode"] != 0 and "Error in rule train" in interrupted["output"]
@@ -123,7 +132,7 @@ def test_rerun_resumes_the_killed_round(completed, interrupted):
     assert not (completed / "results/models/.work/kg_r1").exists()
 
 
-def test_loops_record_every_round(completed, kg):
+def test_loops_record_every_round(completed, kg, safe):
     knowledge = read_json(completed / "results/loop/knowledge.json")
     assert [r["model"] for r in knowledge["rounds"]] == ["base", "kg_r1"]
     assert [r["passed"] for r in knowledge["rounds"]] == [False, False]
@@ -132,16 +141,17 @@ def test_loops_record_every_round(completed, kg):
     assert knowledge["rounds"][1]["score"] == read_json(completed / "results/scores/kg_r1/knowledge.json")
     safety = read_json(completed / "results/loop/safety.json")
     assert [r["model"] for r in safety["rounds"]] == [kg, "safe_r1"]   # the safety loop starts from the pick
-    assert safety["rounds"][0]["passed"] is False and safety["selected"] == "safe_r1"
+    assert safety["rounds"][0]["passed"] is False and safety["selected"] == safe
+    assert safety["selected_by"] == ("first_passed" if safety["rounds"][1]["passed"] else "best_RR-1")
 
 
-def test_report_compares_base_kg_and_safe(completed, kg):
+def test_report_compares_base_kg_and_safe(completed, kg, safe):
     md = (completed / "results/report/report.md").read_text(encoding="utf-8")
     for title in ("Table 2", "Table 3", "Table 4"):
         assert title in md
     acc = read_json(completed / f"results/scores/{kg}/knowledge.json")["acc"]
     assert f"| KG ({kg}) | {100 * acc['TU']:.2f} |" in md
-    assert "| Base (base) |" in md and "| SAFE (safe_r1) |" in md
+    assert "| Base (base) |" in md and f"| SAFE ({safe}) |" in md
     # data-stage drops, training curves, per-job wall time, all from this run's files
     stats = read_json(completed / "results/data/knowledge/demo_alpaca/stats.json")
     assert f"| knowledge | demo_alpaca | {stats['rows_in']} | {stats['rows_kept']} | {stats['rows_rejected']} |" in md
@@ -153,7 +163,7 @@ def test_report_compares_base_kg_and_safe(completed, kg):
     assert "| Source | Reason | Id | Prompt | Answer | Rule |" in md
 
 
-def test_guard_sets_scored_for_every_model(completed, kg):
+def test_guard_sets_scored_for_every_model(completed, kg, safe):
     for model in ("base", "kg_r1", "safe_r1"):
         guard = read_json(completed / f"results/scores/{model}/guard.json")
         assert guard["model"] == model and list(guard["sets"]) == ["cmmlu", "xstest"]
@@ -163,7 +173,7 @@ def test_guard_sets_scored_for_every_model(completed, kg):
         assert (xstest["n_safe"], xstest["n_unsafe"]) == (10, 6) and 0 <= xstest["over_refusal"] <= 1
     md = (completed / "results/report/report.md").read_text(encoding="utf-8")
     over = [read_json(completed / f"results/scores/{m}/guard.json")["sets"]["xstest"]["over_refusal"]
-            for m in ("base", kg, "safe_r1")]
+            for m in ("base", kg, safe)]
     assert "## What adaptation cost" in md
     assert ("| xstest over-refusal (safe prompts refused) | " + " | ".join(f"{100 * v:.2f}" for v in over)
             + f" | {100 * (over[1] - over[0]):+.2f} | {100 * (over[2] - over[1]):+.2f} |") in md
@@ -223,14 +233,14 @@ def test_raising_the_knowledge_target_reruns_only_decisions(completed):
     assert set(planned(completed, *CONFIG, "high.yaml")) - {"all"} == {"loop_summary", "report"}
 
 
-def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed, kg):
+def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed, kg, safe):
     # guard.json exists for every round: adding a guard reruns the loop summaries and the report only
     (completed / "guard.yaml").write_text(
         "loop:\n  guard: {max_drop: {knowledge: 1.0, cmmlu: 1.0}, over_refusal_max: 1.0}\n")
     assert set(planned(completed, *CONFIG, "guard.yaml")) - {"all"} == {"loop_summary", "report"}
     snakemake(completed, *CONFIG, "guard.yaml")
     safety = read_json(completed / "results/loop/safety.json")
-    assert safety["guard"]["over_refusal_max"] == 1.0 and safety["selected"] == "safe_r1"
+    assert safety["guard"]["over_refusal_max"] == 1.0 and safety["selected"] == safe
     start = read_json(completed / f"results/scores/{kg}/guard.json")["sets"]["cmmlu"]["acc"]
     after = read_json(completed / "results/scores/safe_r1/guard.json")["sets"]["cmmlu"]["acc"]
     check = safety["rounds"][1]["guard"]
