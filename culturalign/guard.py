@@ -386,6 +386,12 @@ def guard_report(model: str, sets: dict[str, dict]) -> dict:
     return {"model": model, "sets": dict(sets)}
 
 
+def guard_questions(spec: dict) -> list[str]:
+    """Every question text of a guard set (its `limit` ignored: training data must not contain any of
+    them), for decontamination."""
+    return [it["question"] for it in load_guard_set({**spec, "limit": None})["items"]]
+
+
 # ---------------------------------------------------------------- the loop's guard
 
 def guard_measures(guard: dict | None, knowledge: dict | None = None) -> dict[str, float | None]:

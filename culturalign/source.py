@@ -9,6 +9,7 @@ import polars as pl
 from culturalign import io
 from culturalign.clean import clean_frame
 from culturalign.evalsets import load_questions
+from culturalign.guard import guard_questions
 from culturalign.formats import read_source
 from culturalign.review import read_decisions
 from culturalign.util import deep_merge
@@ -41,7 +42,8 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
     """(kept rows, every rejected row with its drop_reason, stats) of one source file.
 
     `clean_cfg` is the source's merged `clean` block; `rules_path` its english-context rules file (a rule
-    input, so editing it reruns the job); `eval_sets` [{path, format}] the sets to decontaminate against;
+    input, so editing it reruns the job); `eval_sets` [{path, format}] the sets to decontaminate against
+    (guard sets marked `guard`: read by culturalign.guard);
     `benign` says the questions are harmless (knowledge data), for the refinement's refusal test;
     `sample` the source's {n, stratify_by, seed} (after cleaning); `english_judge` the judge config giving
     the English-context rules a second opinion (or None).
@@ -58,7 +60,8 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
     questions = []
     if cfg.get("decontaminate", {}).get("enabled", True):
         for eval_set in eval_sets:
-            questions += load_questions(eval_set["path"], eval_set.get("format"))
+            questions += (guard_questions(eval_set) if eval_set.get("guard") else
+                          load_questions(eval_set["path"], eval_set.get("format")))
         log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
 
     kept, rejected, dropped, notes = clean_frame(

@@ -52,10 +52,13 @@ def english_rules(clean_cfg: dict) -> str:
 
 
 def eval_sets(config: dict) -> list[dict]:
-    """Every evaluation set ({path, format}); training data is decontaminated against all of them."""
+    """Every evaluation set ({path, format}), the guard sets too (marked `guard`, with what their loader
+    needs); training data is decontaminated against all of them."""
     ev = config["eval"]
     sets = [ev["knowledge"], ev["safety"]["mcq"], *ev["safety"]["risky"]]
-    return [{"path": s["path"], "format": s.get("format")} for s in sets]
+    return [{"path": s["path"], "format": s.get("format")} for s in sets] + [
+        {"name": g["name"], "path": g["path"], "format": g["format"], "encoding": g.get("encoding"),
+         "include_flagged": g.get("include_flagged", False), "guard": True} for g in ev.get("guard") or []]
 
 
 def references(config: dict) -> dict[str, dict]:

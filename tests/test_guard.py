@@ -268,3 +268,25 @@ def test_encoding_of_a_whole_set(tmp_path):
     assert got["items"][0]["question"] == "How do I kill a café's lights?"
     with pytest.raises(InputError, match=r"field 'encoding': unknown encoding 'klingon'"):
         load_guard_set({"name": "x", "path": path, "format": "xstest", "encoding": "klingon"})
+
+
+def test_training_rows_are_decontaminated_against_guard_sets(repo_root, tmp_path):
+    """A training row asking a CMMLU test question is dropped as contaminated when the guard set is an
+    evaluation set (rule clean_source gets the guard sets from workflow.eval_sets)."""
+    from culturalign.source import clean_source
+    from culturalign.workflow import eval_sets
+
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps([
+        {"instruction": "请回答：长城主要是为了什么而修建的？", "input": "", "output": "长城主要是为了防御外敌而修建的。"},
+        {"instruction": "请介绍一下中国的四大发明。", "input": "", "output": "四大发明是造纸术、指南针、火药和印刷术。"},
+    ], ensure_ascii=False), encoding="utf-8")
+    config = {"eval": {"knowledge": {"path": str(repo_root / "demo/eval/knowledge.jsonl")},
+                       "safety": {"mcq": {"path": str(repo_root / "demo/eval/mcq.jsonl")}, "risky": []},
+                       "guard": [{"name": "cmmlu", "path": str(repo_root / "demo/eval/guard/cmmlu"),
+                                  "format": "cmmlu", "limit": 1}]}}
+    kept, rejected, stats = clean_source(str(source), "src", "alpaca", {}, rules_path=None,
+                                         eval_sets=eval_sets(config))
+    assert stats["dropped"]["contaminated"] == 1     # the guard's limit does not narrow decontamination
+    assert rejected.filter(rejected["drop_reason"] == "contaminated")["id"].len() == 1
+    assert kept.height == 1
