@@ -234,10 +234,13 @@ def test_raising_the_knowledge_target_reruns_only_decisions(completed):
 
 
 def test_a_loop_guard_reruns_only_decisions_and_records_each_round(completed, kg, safe):
-    # guard.json exists for every round: adding a guard reruns the loop summaries and the report only
+    # guard.json exists for every round: adding a guard reruns the loop summaries and the report, plus the
+    # knowledge evaluation of a safety round that lacks one (the guard's `knowledge` measure reads it)
     (completed / "guard.yaml").write_text(
         "loop:\n  guard: {max_drop: {knowledge: 1.0, cmmlu: 1.0}, over_refusal_max: 1.0}\n")
-    assert set(planned(completed, *CONFIG, "guard.yaml")) - {"all"} == {"loop_summary", "report"}
+    unscored = not (completed / "results/scores/safe_r1/knowledge.json").exists()
+    assert set(planned(completed, *CONFIG, "guard.yaml")) - {"all"} == {"loop_summary", "report"} | (
+        {"generate", "score_knowledge"} if unscored else set())
     snakemake(completed, *CONFIG, "guard.yaml")
     safety = read_json(completed / "results/loop/safety.json")
     assert safety["guard"]["over_refusal_max"] == 1.0 and safety["selected"] == safe

@@ -117,3 +117,23 @@ def test_missing_command_signals_fallback(model_dir, caplog):
 def test_command_words_filled_one_by_one():
     assert server_argv("vllm serve {model_dir} --port {port} --served-model-name 'my model'", "/m/a b", 8001) == [
         "vllm", "serve", "/m/a b", "--port", "8001", "--served-model-name", "my model"]
+
+
+def test_generate_answers_dispatch(tiny_model, tmp_path, caplog):
+    """The generate rule's one entry point: a served model when serve is on (the stand-in answers), and
+    in-process generation when the server command is missing, with the same table either way."""
+    from culturalign.generate import generate
+    from culturalign.serve import generate_answers
+
+    generation = {"max_new_tokens": 6, "batch_size": 3, "backend": "auto"}
+    served = generate_answers(tiny_model, ITEMS, generation | {"serve": {"enabled": True, "command": STAND_IN,
+                                                                         "health_timeout": 60}})
+    assert served["answer"].to_list() == [model_answer({"messages": [{"content": it["question"]}],
+                                                        "max_tokens": 6}) for it in ITEMS]
+    with caplog.at_level(logging.WARNING):
+        fallback = generate_answers(tiny_model, ITEMS, generation | {"serve": {
+            "enabled": True, "command": "no-such-server-7f3a serve {model_dir} --port {port}"}})
+    assert "not installed" in caplog.text
+    in_process = generate(tiny_model, ITEMS, max_new_tokens=6, batch_size=3)
+    assert fallback["answer"].to_list() == in_process["answer"].to_list()
+    assert fallback.schema == served.schema == in_process.schema
