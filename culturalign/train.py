@@ -38,6 +38,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Train
                           TrainingArguments)
 
 from culturalign.chat import tokenize_all
+from culturalign.generate import require_chat_template
 from culturalign.io import InputError, read_json, write_json, write_parquet
 from culturalign.packing import flatten_collate, pad_collate, with_positions
 from culturalign.plan import make_plan
@@ -157,8 +158,7 @@ def load_tokenizer(model_dir: str):
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as err:
         raise InputError(model_dir, f"no usable tokenizer in the model directory ({err})") from err
-    if not tokenizer.chat_template:
-        raise InputError(model_dir, "the tokenizer has no chat_template (needed to format conversations)")
+    require_chat_template(tokenizer, model_dir)
     return tokenizer
 
 
