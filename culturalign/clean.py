@@ -274,8 +274,10 @@ def _chars(messages: pl.Expr, role: str) -> pl.Expr:
     return messages.list.eval(pl.when(ROLE == role).then(CONTENT.str.len_chars()).otherwise(0)).list.sum()
 
 
-def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tuple[str, pl.Expr]]:
-    """(reason, condition) of the per-row filters, in order; columns: see `_features`."""
+def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refine_code: bool = False
+                ) -> list[tuple[str, pl.Expr]]:
+    """(reason, condition) of the per-row filters, in order; columns: see `_features`. `refine_code`:
+    translated code only in the answers is left to refinement, so only the prompt is checked."""
     checks = [("human_rejected", pl.col("id").is_in(sorted(human_rejected))),
               ("empty_turn", pl.col("empty"))]
     if cfg["mojibake"]:
@@ -293,8 +295,18 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str]) -> list[tu
     if cfg["english_context"]["enabled"]:
         checks.append(("english_context", pl.col("english")))  # the rules' or the judge's verdict
     if cfg["translated_code"]:
-        checks.append(("translated_code", pl.col("text").str.contains(TRANSLATED_CODE)))
+        checks.append(("translated_code", pl.col("prompt" if refine_code else "text").str.contains(TRANSLATED_CODE)))
     return checks
+
+
+def has_translated_code(messages: pl.Expr = pl.col("messages")) -> pl.Expr:
+    """Whether any turn holds machine-translated code (what `translated_code` drops)."""
+    return _joined(messages, None).str.contains(TRANSLATED_CODE)
+
+
+def translated_code_in(texts: list[str]) -> list[bool]:
+    """Whether each text holds machine-translated code (the pattern is polars' regex dialect: \\p{Han})."""
+    return pl.Series(texts, dtype=pl.String).str.contains(TRANSLATED_CODE).to_list()
 
 
 def short_answer_fits(prompt: pl.Expr = pl.col("prompt"), answer: pl.Expr = pl.col("answer")) -> pl.Expr:
@@ -478,8 +490,8 @@ def _with_verdicts(work: pl.DataFrame) -> pl.Series:
 
 def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[str] | tuple[str, ...] = (),
                 human_rejected: frozenset[str] | set[str] = frozenset(), sample: dict | None = None,
-                english_judge: dict | None = None, llm_cache: str | None = None, llm_usage: str | None = None
-                ) -> Cleaned:
+                english_judge: dict | None = None, llm_cache: str | None = None, llm_usage: str | None = None,
+                refine_code: bool = False) -> Cleaned:
     """Kept rows, dropped rows with their reason, {reason: count} and notes (see `Cleaned`).
 
     `dropped` has a count, zero included, for every reason the enabled filters can give, in filter
@@ -487,7 +499,8 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
     `eval_questions` is non-empty. `sample` (a source's `sample:` entry) is applied to the rows
     that survive every filter; the rows not taken are dropped as `sampled_out`. `english_judge`: the
     judges: entry that `clean.english_context.judge` names (with `llm_cache`, `llm_usage` as for
-    refinement); required when that key is set.
+    refinement); required when that key is set. `refine_code` (refinement is on): machine-translated code
+    in an answer is left for refinement to rewrite, and only a prompt with it is dropped here.
     """
     cfg = resolve(cfg)
     rows = rows.select(list(io.SCHEMA))
@@ -497,7 +510,7 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
         unescaped, normalized["html_entities"] = unescape_entities(raw)
         rows = rows.with_columns(messages=unescaped)
     work = _features(rows, cfg).with_columns(raw=raw)
-    checks = _row_checks(cfg, human_rejected)
+    checks = _row_checks(cfg, human_rejected, refine_code)
     notes: dict = {"normalized": normalized}
     if cfg["english_context"]["enabled"] and cfg["english_context"]["judge"]:
         if english_judge is None:

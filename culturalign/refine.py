@@ -6,6 +6,8 @@ A row is weak when a configured rule flags its last assistant turn (refine.rules
   refusal         a refusal of a benign question (only for benign data: the knowledge stage; in safety
                   data a refusal is the wanted answer, so the caller passes benign=False)
   truncated       an answer that stops mid-sentence
+  translated_code code whose keywords or identifiers were machine-translated (导入 numpy 为 np), which
+                  the data stage leaves to refinement when refinement is on
 Each weak row (up to max_rows) is sent to the configured judge (culturalign.llm) with a Chinese prompt.
 A reply is accepted only if the same rules no longer flag it; it then replaces the last assistant
 turn and `meta` records {"refined": true, "refine_reason", "original_answer"}. Otherwise, or when
@@ -21,6 +23,7 @@ import unicodedata
 import polars as pl
 
 from culturalign import llm
+from culturalign.clean import translated_code_in
 from culturalign.io import SCHEMA, frame
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,8 @@ CONTINUATION = set("，、,；;：:—-（(“")   # an answer ending in one of 
 # item, title or code line, not a sentence that stops in the middle.
 MIN_SENTENCE_CHARS = 20
 REASON_TEXT = {"too_short": "回答过短", "english_answer": "用英文回答了中文问题",
-               "refusal": "拒绝回答了一个正常的问题", "truncated": "回答不完整，像是被截断了"}
+               "refusal": "拒绝回答了一个正常的问题", "truncated": "回答不完整，像是被截断了",
+               "translated_code": "代码的关键字或变量名被机器翻译成了中文，无法运行，请给出可运行的原始代码"}
 ROLE_NAMES = {"system": "系统", "user": "用户", "assistant": "助手"}
 SYSTEM_PROMPT = "你是一位熟悉中国文化、历史、社会和法律的中文助手，回答准确、完整、得体。"
 INSTRUCTION = ("下面是一段对话，其中助手的最后一个回答质量不佳（{reasons}）。请用中文重新写出这个回答："
@@ -79,8 +83,10 @@ def _is_symbol(char: str) -> bool:
     return unicodedata.category(char).startswith("S")
 
 
-def weak_reasons(question: str, answer: str, rules: dict, *, benign: bool = True) -> list[str]:
-    """The rules that flag `answer` to `question` as weak (empty list: a good answer)."""
+def weak_reasons(question: str, answer: str, rules: dict, *, benign: bool = True,
+                 translated_code: bool | None = None) -> list[str]:
+    """The rules that flag `answer` to `question` as weak (empty list: a good answer).
+    `translated_code`: whether the answer holds machine-translated code, when already known (a batch)."""
     text = answer.strip()
     reasons = []
     if len(text) < rules.get("min_answer_chars", 10):
@@ -91,6 +97,9 @@ def weak_reasons(question: str, answer: str, rules: dict, *, benign: bool = True
         reasons.append("refusal")
     if rules.get("truncated", True) and is_truncated(text):
         reasons.append("truncated")
+    if rules.get("translated_code", True) and (
+            translated_code if translated_code is not None else translated_code_in([text])[0]):
+        reasons.append("translated_code")
     return reasons
 
 
@@ -120,11 +129,12 @@ def refine_frame(rows: pl.DataFrame, refine_cfg: dict, judge_cfg: dict, cache_pa
     """
     rules = refine_cfg.get("rules") or {}
     records = rows.to_dicts()
+    last = [_last_assistant(rec["messages"]) for rec in records]
+    code = translated_code_in([rec["messages"][at]["content"] for rec, at in zip(records, last)])
     flagged = []   # (row index, answer index, reasons)
-    for i, rec in enumerate(records):
-        at = _last_assistant(rec["messages"])
+    for i, (rec, at) in enumerate(zip(records, last)):
         reasons = weak_reasons(_question(rec["messages"], at), rec["messages"][at]["content"], rules,
-                               benign=benign)
+                               benign=benign, translated_code=code[i])
         if reasons:
             flagged.append((i, at, reasons))
     max_rows = refine_cfg.get("max_rows")

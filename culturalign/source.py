@@ -7,7 +7,7 @@ import logging
 import polars as pl
 
 from culturalign import io
-from culturalign.clean import clean_frame
+from culturalign.clean import clean_frame, has_translated_code, resolve
 from culturalign.evalsets import load_questions
 from culturalign.guard import guard_questions
 from culturalign.formats import read_source
@@ -64,16 +64,22 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
                           load_questions(eval_set["path"], eval_set.get("format")))
         log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
 
+    refining = bool((refine_cfg or {}).get("enabled"))
+    refine_code = refining and resolve(cfg)["translated_code"]
     kept, rejected, dropped, notes = clean_frame(
         rows, cfg, eval_questions=questions, human_rejected=human_rejected, sample=sample,
         english_judge=english_judge, llm_cache=llm_cache,
-        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json")
+        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json", refine_code=refine_code)
 
     refined = 0
-    if (refine_cfg or {}).get("enabled"):
+    if refining:
         from culturalign import refine   # the LLM client stack, only when refinement is on
         kept, refine_stats = refine.refine_frame(kept, refine_cfg, refine_judge, llm_cache, usage_path, benign=benign)
         refined = refine_stats["refined"]
+    if refine_code:   # translated code that refinement did not rewrite is dropped after all
+        still = kept.select(has_translated_code()).to_series()
+        rejected = pl.concat([rejected, kept.filter(still).with_columns(drop_reason=pl.lit("translated_code"))])
+        kept, dropped = kept.filter(~still), dropped | {"translated_code": dropped["translated_code"] + int(still.sum())}
 
     all_rejected = pl.concat([reader_rejected.select(list(io.REJECTED_SCHEMA)).cast(io.REJECTED_SCHEMA), rejected])
     stats = source_stats(name, rows.height + reader_rejected.height, kept, all_rejected,

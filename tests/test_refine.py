@@ -114,3 +114,34 @@ def test_nothing_weak_sends_nothing_and_needs_no_key(chat_server, tmp_path):
     judge = {"backend": "openai", "base_url": chat_server.url, "model": "m", "api_key_env": "UNSET_VAR_X"}
     out, stats = refine.refine_frame(rows, {"rules": RULES}, judge, str(tmp_path / "c.sqlite"), None)
     assert out.equals(rows) and stats["refine_flagged"] == 0 and chat_server.requests == 0
+
+
+def test_translated_code_is_refined_when_refinement_is_on_and_dropped_when_it_stays(chat_server, judge, tmp_path):
+    """With refinement on, an answer whose code was machine-translated is rewritten instead of dropped; a
+    rewrite that still holds translated code, or a prompt with it, is dropped as translated_code."""
+    from culturalign.source import clean_source
+
+    translated = "代码如下：\n将 numpy 导入为 np\n定义 add_two(x):\n    返回 x + 2"
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps([
+        {"instruction": "用Python写一个把数字加二的函数。", "input": "", "output": translated},
+        {"instruction": "用Python写一个把数字乘以三的函数。", "input": "", "output": translated.replace("2", "3")},
+        {"instruction": "解释这段代码：定义 f(x):\n    返回 x", "input": "", "output": "这个函数原样返回它的参数x。"},
+        {"instruction": "春节有哪些习俗？", "input": "", "output": GOOD},
+    ], ensure_ascii=False), encoding="utf-8")
+
+    def rewrite_code(body: dict) -> str:
+        prompt = body["messages"][-1]["content"]
+        return ("```python\ndef add_two(x):\n    return x + 2\n```" if "加二" in prompt else translated)
+
+    chat_server.set(reply=rewrite_code)
+    refine_cfg = {"enabled": True, "rules": {"min_answer_chars": 0}}
+    kept, rejected, stats = clean_source(str(source), "src", "alpaca", {"length": {"min_answer": 1}},
+                                         rules_path=None, eval_sets=[], refine_cfg=refine_cfg,
+                                         refine_judge=judge, llm_cache=str(tmp_path / "cache.sqlite"))
+    answers = {m[0]["content"]: m[-1]["content"] for m in kept["messages"].to_list()}
+    assert answers["用Python写一个把数字加二的函数。"].startswith("```python\ndef add_two(x):")
+    assert stats["refined"] == 1 and stats["dropped"]["translated_code"] == 2
+    assert sorted(m[0]["content"][:6] for m in rejected["messages"].to_list()) == ["用Pytho", "解释这段代码"]
+    assert stats["rows_in"] == stats["rows_kept"] + stats["rows_rejected"] == 4
+    assert chat_server.requests == 2   # the two answers, never the prompt that holds translated code
