@@ -9,7 +9,6 @@ import pytest
 from culturalign import io
 from culturalign.clean import clean_frame
 from culturalign.review import review_sheet
-from openai_server import _chat_server_session, chat_server  # noqa: F401  (fixtures)
 
 ANSWER = "这是一个足够长的回答，用来通过长度检查。"
 CFG = {"mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False}, "translated_code": False,
@@ -29,7 +28,7 @@ def judge_reply(body: dict) -> str:
 
 
 @pytest.fixture
-def judge(chat_server, monkeypatch) -> dict:  # noqa: F811
+def judge(chat_server, monkeypatch) -> dict:
     monkeypatch.setenv("EN_JUDGE_KEY", "sk-en-test")
     return chat_server.judge_config("EN_JUDGE_KEY", max_retries=0)
 
@@ -40,7 +39,7 @@ def rows() -> pl.DataFrame:
                      for i, p in PROMPTS.items()])
 
 
-def test_judge_decides_the_unsure_rows_and_a_rerun_sends_nothing(chat_server, judge, tmp_path):  # noqa: F811
+def test_judge_decides_the_unsure_rows_and_a_rerun_sends_nothing(chat_server, judge, tmp_path):
     chat_server.set(reply=judge_reply)
     cfg = {**CFG, "english_context": {"judge": "gpt"}}
     cache, usage = str(tmp_path / "cache.sqlite"), str(tmp_path / "usage.json")
@@ -61,7 +60,7 @@ def test_judge_decides_the_unsure_rows_and_a_rerun_sends_nothing(chat_server, ju
     assert again.kept.equals(kept) and again.rejected.equals(rejected)
 
 
-def test_ask_all_lets_the_judge_overrule_a_rule(chat_server, judge, tmp_path):  # noqa: F811
+def test_ask_all_lets_the_judge_overrule_a_rule(chat_server, judge, tmp_path):
     chat_server.set(reply=lambda body: "否")
     cfg = {**CFG, "english_context": {"judge": "gpt", "ask": "all"}}
     kept, rejected, _, notes = clean_frame(rows(), cfg, english_judge=judge, llm_cache=str(tmp_path / "c.sqlite"))

@@ -7,12 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from culturalign.chat import IGNORE_INDEX, tokenize_all
-<<<<<<< HEAD
-from culturalign.packing import flatten_collate, pack, pad_collate
-=======
 from culturalign.packing import flatten_collate, pad_collate, with_positions
-from tiny_model import make_tiny
->>>>>>> train
 
 CONVERSATIONS = [
     [{"role": "user", "content": "中国的首都是哪里？"}, {"role": "assistant", "content": "北京。"}],
