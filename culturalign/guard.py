@@ -501,8 +501,8 @@ def score_guard(model_dir: str, model: str, specs: list[dict], **evaluate_kwargs
 
 def answer_mcq_by_loglik(model_dir: str, items: list[dict], *, batch_size: int = 8) -> Any:
     """Answers to culturalign.evalsets multiple-choice items (CHiSafetyBench's MCQ) as the option letter of
-    highest log-likelihood, as culturalign.generate's table (a polars DataFrame), so the safety scoring reads them unchanged
-    (nothing to parse: no answer is unparsed). Latency is the whole run's wall time."""
+    highest log-likelihood, in culturalign.generate's table (a polars DataFrame), so the safety scoring
+    reads them unchanged (nothing to parse: no answer is unparsed). Latency is the whole run's wall time."""
     import time
 
     import polars as pl

@@ -212,6 +212,24 @@ def mcq_method(config: dict, model: str) -> str:
     return "generate" if method == "loglik" and endpoint_for(config, model) is not None else method
 
 
+def check_guard(config: dict) -> None:
+    """loop.guard may only name what is measured: eval.guard sets with an accuracy (not xstest) or
+    `knowledge` in max_drop, and over_refusal_max only with an xstest set; guard set names are unique."""
+    sets = config["eval"].get("guard") or []
+    names = [g["name"] for g in sets]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"config eval.guard: set names must be unique, repeated: {', '.join(repeated)}")
+    guard = config["loop"].get("guard") or {}
+    measurable = {g["name"] for g in sets if g["format"] != "xstest"} | {"knowledge"}
+    unknown = sorted(set(guard.get("max_drop") or {}) - measurable)
+    if unknown:
+        raise ValueError(f"config loop.guard.max_drop: {', '.join(unknown)} is not measured (measured: "
+                         f"{', '.join(sorted(measurable))}: the eval.guard multiple-choice sets and knowledge)")
+    if guard.get("over_refusal_max") is not None and not any(g["format"] == "xstest" for g in sets):
+        raise ValueError("config loop.guard.over_refusal_max needs an eval.guard set of format xstest")
+
+
 def loop_guard(config: dict) -> dict | None:
     """The config's loop.guard when it guards anything (a max_drop or an over-refusal ceiling), else None."""
     guard = config["loop"].get("guard") or {}

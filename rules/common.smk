@@ -19,6 +19,7 @@ import culturalign.workflow as wf
 from culturalign.io import read_json
 
 wf.check_unique_sources(config)
+wf.check_guard(config)
 for _stage in wf.STAGES:
     for _src in config["data"][_stage]:
         if _src["clean"]:

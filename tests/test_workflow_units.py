@@ -243,3 +243,16 @@ def test_slurm_profile_cpu_only_switch(repo_root, monkeypatch, cpu_only):
     else:
         assert not {"gres", "tasks_per_gpu", "slurm_partition"} & (set(resources["train"]) | set(resources["generate"]))
         assert resources["generate"]["mem_mb"] == 32000 and resources["train"]["cpus_per_task"] == 32
+
+
+@pytest.mark.parametrize("guard, sets, message", [
+    ({"max_drop": {"mmlu": 0.02}}, [{"name": "cmmlu", "format": "cmmlu"}], "mmlu is not measured"),
+    ({"max_drop": {"xstest": 0.02}}, [{"name": "xstest", "format": "xstest"}], "xstest is not measured"),
+    ({"over_refusal_max": 0.1}, [{"name": "cmmlu", "format": "cmmlu"}], "needs an eval.guard set of format xstest"),
+    ({}, [{"name": "a", "format": "cmmlu"}, {"name": "a", "format": "xstest"}], "unique, repeated: a"),
+])
+def test_loop_guard_names_only_what_is_measured(guard, sets, message):
+    with pytest.raises(ValueError, match=message):
+        wf.check_guard({"eval": {"guard": sets}, "loop": {"guard": guard}})
+    wf.check_guard({"eval": {"guard": [{"name": "cmmlu", "format": "cmmlu"}, {"name": "x", "format": "xstest"}]},
+                    "loop": {"guard": {"max_drop": {"cmmlu": 0.02, "knowledge": 0.02}, "over_refusal_max": 0.1}}})
