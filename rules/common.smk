@@ -36,7 +36,7 @@ wildcard_constraints:
     stage="knowledge|safety",
     source=r"[A-Za-z0-9_.-]+",
     evalset="knowledge|mcq|risky",
-    model=r"base|kg_r\d+|safe_r\d+" + "".join("|" + re.escape(name) for name in REFERENCES),
+    model="|".join([r"base|kg_r\d+|safe_r\d+", *map(re.escape, REFERENCES)]),
 
 
 # 2. Data stage.

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
-import runpy
 
 import polars as pl
 import pytest
-from snakemake.iocontainers import Namedlist
 
 from culturalign import io
 from culturalign.clean import clean_frame
@@ -80,22 +78,21 @@ def test_unknown_stratify_by_names_source_and_field():
         clean_frame(rows({"A": 3}), OFF, sample={"n": 2, "stratify_by": "scenery", "seed": 0})
 
 
-def test_clean_source_script_writes_the_sample_to_stats(tmp_path, repo_root):
+def test_clean_source_script_writes_the_sample_to_stats(tmp_path, repo_root, run_script):
     source = tmp_path / "sp.json"
     source.write_text(json.dumps({"A": [{"prompt": f"问题{i}", "response": f"回答{i}", "type": "A"} for i in range(6)],
                                   "B": [{"prompt": f"提问{i}", "response": f"答复{i}", "type": "B"} for i in range(4)]},
                                  ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "out"
-    smk = type("Snakemake", (), {})()
-    smk.input = Namedlist(fromdict={"source": str(source), "rules": str(repo_root / "culturalign/data/english_context.yaml")})
-    smk.output = Namedlist(fromdict={k: str(out / f) for k, f in (("clean", "clean.parquet"), ("rejected", "rejected.parquet"),
-                                                                  ("stats", "stats.json"))})
-    smk.params = Namedlist(fromdict={"name": "sp", "fmt": "safety_prompts", "clean": {"decontaminate": {"enabled": False}},
-                                     "eval_sets": [], "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None,
-                                     "usage": None, "sample": {"n": 5, "stratify_by": "scenario", "seed": 0}})
-    smk.log = Namedlist(fromdict={"log": str(tmp_path / "clean.log")})
-    smk.wildcards = Namedlist(fromdict={"stage": "safety", "source": "sp"})
-    runpy.run_path(str(repo_root / "scripts/clean_source.py"), init_globals={"snakemake": smk})
+    run_script("clean_source",
+               input={"source": str(source), "rules": str(repo_root / "culturalign/data/english_context.yaml")},
+               output={k: str(out / f) for k, f in (("clean", "clean.parquet"), ("rejected", "rejected.parquet"),
+                                                    ("stats", "stats.json"))},
+               params={"name": "sp", "fmt": "safety_prompts", "clean": {"decontaminate": {"enabled": False}},
+                       "eval_sets": [], "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None,
+                       "usage": None, "sample": {"n": 5, "stratify_by": "scenario", "seed": 0},
+                       "english_judge": None},
+               wildcards={"stage": "safety", "source": "sp"})
     stats = io.read_json(out / "stats.json")
     assert (stats["rows_in"], stats["rows_kept"], stats["dropped"]["sampled_out"]) == (10, 5, 5)
     assert stats["sample"]["strata"] == {"A": {"rows": 6, "taken": 3}, "B": {"rows": 4, "taken": 2}}

@@ -195,12 +195,13 @@ def test_training_is_bit_identical(runs):
 
 def test_answers_and_scores_are_identical(runs):
     generations = outputs(runs, "results/generations/*/*.parquet")
-    assert len(generations) == 6  # base and kg_r1 on the three evaluation sets
+    # base and kg_r1 on the three evaluation sets, and each one's rows of the guard sets
+    assert len(generations) == 8
     for path in generations:
-        local, on_slurm = (pl.read_parquet(p).drop(TIMING_COLUMNS) for p in both(runs, path))
+        local, on_slurm = (pl.read_parquet(p).drop(TIMING_COLUMNS, strict=False) for p in both(runs, path))
         assert_frame_equal(local, on_slurm)
     for model in ("base", "kg_r1"):
-        for stage in ("knowledge", "safety"):
+        for stage in ("knowledge", "safety", "guard"):
             local, on_slurm = both(runs, f"results/scores/{model}/{stage}.json")
             assert read_json(local) == read_json(on_slurm)
 
