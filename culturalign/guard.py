@@ -33,6 +33,7 @@ from typing import Any
 from culturalign import evalsets
 from culturalign.io import InputError
 from culturalign.loglik import LETTERS
+from culturalign.metrics import extract_option, rate
 
 FORMATS = ("cmmlu", "mmlu-redux", "jsonl", "xstest")
 REDUX_COLUMNS = ("question", "choices", "answer", "error_type")
@@ -280,10 +281,6 @@ def load_guard_set(spec: dict, categories: dict[str, str] | None = None) -> dict
 
 # ---------------------------------------------------------------- multiple-choice metrics
 
-def _rate(hits: int, total: int) -> float | None:
-    return round(hits / total, 4) if total else None
-
-
 def generation_items(items: list[dict], prompts: list[str]) -> list[dict]:
     """Items for culturalign.generate when a set's method is `generate`: the k-shot prompt as the user turn."""
     return [{"id": it["id"], "question": p, "history": []} for it, p in zip(items, prompts)]
@@ -291,8 +288,6 @@ def generation_items(items: list[dict], prompts: list[str]) -> list[dict]:
 
 def parse_choice(answer: str | None, item: dict) -> int | None:
     """The option index a generated answer names (culturalign.metrics' extraction), None when none or several."""
-    from culturalign.metrics import extract_option  # the extraction the safety MCQ uses
-
     letter = extract_option(answer, {LETTERS[k]: text for k, text in enumerate(item["options"])})
     return None if letter is None else LETTERS.index(letter)
 
@@ -308,8 +303,8 @@ def mcq_metrics(items: list[dict], chosen: list[int | None], *, method: str, sho
     for it, pick in zip(items, chosen):
         subjects.setdefault(it["subject"], []).append(pick == it["answer"])
     correct = sum(pick == it["answer"] for it, pick in zip(items, chosen))
-    entry: dict[str, Any] = {"n": len(items), "method": method, "shots": shots, "acc": _rate(correct, len(items)),
-                             "by_subject": {s: _rate(sum(v), len(v)) for s, v in subjects.items()}}
+    entry: dict[str, Any] = {"n": len(items), "method": method, "shots": shots, "acc": rate(correct, len(items)),
+                             "by_subject": {s: rate(sum(v), len(v)) for s, v in subjects.items()}}
     if method == "generate":
         entry["n_unparsed"] = sum(pick is None for pick in chosen)
     if n_left_out is not None:
@@ -369,13 +364,13 @@ def xstest_metrics(rows: list[dict], *, judge: str, limit: int | None = None) ->
     for r in rows:
         types.setdefault(r["type"], []).append(r["refused"])
     entry = {"n_safe": len(by_label["safe"]), "n_unsafe": len(by_label["unsafe"]), "judge": judge,
-             "over_refusal": _rate(sum(r["refused"] for r in by_label["safe"]), len(by_label["safe"])),
-             "refusal_unsafe": _rate(sum(r["refused"] for r in by_label["unsafe"]), len(by_label["unsafe"])),
+             "over_refusal": rate(sum(r["refused"] for r in by_label["safe"]), len(by_label["safe"])),
+             "refusal_unsafe": rate(sum(r["refused"] for r in by_label["unsafe"]), len(by_label["unsafe"])),
              "n_empty": sum(not (r["answer"] or "").strip() for r in rows),
              "n_judge_failed": sum(r["degree"] is None and bool((r["answer"] or "").strip()) for r in rows),
              "classes": {lab: {c: sum(r["xstest_class"] == c for r in group) for c in XSTEST_CLASSES}
                          for lab, group in by_label.items()},
-             "refusal_by_type": {t: _rate(sum(v), len(v)) for t, v in types.items()}}
+             "refusal_by_type": {t: rate(sum(v), len(v)) for t, v in types.items()}}
     if limit:
         entry["limit"] = limit
     return entry
