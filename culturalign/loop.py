@@ -12,32 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 
-def passes(score: dict, target: dict) -> bool:
-    """Whether a knowledge.json or safety.json meets a loop target.
-
-    Targets: `acc` (knowledge, minimum), `mcq_acc`, `RR-1`, `RR-2` (minimums), `HR_max` (maximum).
-    A measure that is null (nothing scored) fails. `mcq_acc` is not checked when the score has no MCQ
-    block (no answer key configured: safety.json says why in `mcq_skipped`).
-    """
-    checks = []
-    for name, bound in target.items():
-        if name == "acc":
-            value, ok = score["acc"]["overall"], lambda v, b: v >= b
-        elif name == "mcq_acc":
-            if score.get("mcq") is None:
-                continue
-            value, ok = score["mcq"]["acc"]["overall"], lambda v, b: v >= b
-        elif name in ("RR-1", "RR-2"):
-            value, ok = score["refusal"]["overall"][name], lambda v, b: v >= b
-        elif name == "HR_max":
-            value, ok = score["refusal"]["overall"]["HR"], lambda v, b: v <= b
-        else:
-            raise ValueError(f"unknown target '{name}' (known: acc, mcq_acc, RR-1, RR-2, HR_max)")
-        checks.append(value is not None and ok(value, bound))
-    return all(checks)
-
-
-# How to rank rounds by a target measure when none passed: higher is better except for HR_max.
+# How each target bounds its measure: minimums, except HR_max, a maximum (so lower is better there).
 LOWER_IS_BETTER = {"HR_max"}
 
 
@@ -52,6 +27,22 @@ def measure(score: dict, name: str) -> float | None:
     if name == "HR_max":
         return score["refusal"]["overall"]["HR"]
     raise ValueError(f"unknown target '{name}' (known: acc, mcq_acc, RR-1, RR-2, HR_max)")
+
+
+def passes(score: dict, target: dict) -> bool:
+    """Whether a knowledge.json or safety.json meets a loop target.
+
+    Targets: `acc` (knowledge, minimum), `mcq_acc`, `RR-1`, `RR-2` (minimums), `HR_max` (maximum).
+    A measure that is null (nothing scored) fails. `mcq_acc` is not checked when the score has no MCQ
+    block (no answer key configured: safety.json says why in `mcq_skipped`).
+    """
+    checks = []
+    for name, bound in target.items():
+        value = measure(score, name)
+        if name == "mcq_acc" and score.get("mcq") is None:
+            continue
+        checks.append(value is not None and (value <= bound if name in LOWER_IS_BETTER else value >= bound))
+    return all(checks)
 
 
 def round_record(score: dict, guard: dict | None = None, knowledge: dict | None = None) -> dict:
