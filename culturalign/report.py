@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from culturalign.io import read_json  # noqa: E402
+from culturalign.loop import measure  # noqa: E402
 from culturalign.util import package_data  # noqa: E402
 
 KNOWLEDGE_DIMS = ("TU", "IE", "TG", "LR", "TP")
@@ -68,10 +69,9 @@ def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict
     """Tables 2-4 of the paper: one row per compared model (Base, KG, SAFE) and per reference model
     (compare:), then the paper's own rows, and under each table the definition its numbers follow."""
     labels = row_labels(compared, references)
-    label = {lab: lab for lab in labels}
     know = {lab: scores[m]["knowledge"] for lab, m in labels.items()}
     first = next(iter(know.values()))
-    rows = [[label[r], *(pct(k["acc"].get(d)) for d in (*KNOWLEDGE_DIMS, "overall"))] for r, k in know.items()]
+    rows = [[r, *(pct(k["acc"].get(d)) for d in (*KNOWLEDGE_DIMS, "overall"))] for r, k in know.items()]
     blocks = [Block("h2", "Knowledge (paper Table 2)"),
               Block("p", f"Accuracy (%) at judge score >= T = {first.get('threshold_T', 90)}, per A-Eval dimension."),
               table(["Model", *KNOWLEDGE_DIMS, "Overall"], rows + paper_rows("table2", 6)),
@@ -81,7 +81,7 @@ def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict
     safety = {lab: scores[m]["safety"] for lab, m in labels.items()}
     some = next(iter(safety.values()))
     blocks.append(Block("h2", "Safety: risk identification (paper Table 3)"))
-    mcq_rows = [[label[r], *(pct(s["mcq"]["acc"].get(a)) for a in (*SAFETY_AREAS, "overall")),
+    mcq_rows = [[r, *(pct(s["mcq"]["acc"].get(a)) for a in (*SAFETY_AREAS, "overall")),
                  pct(s["mcq"].get("pooled"))] for r, s in safety.items() if s.get("mcq")]
     if mcq_rows:
         mcq = some["mcq"] or next(s["mcq"] for s in safety.values() if s.get("mcq"))
@@ -95,7 +95,7 @@ def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict
         blocks.append(Block("p", f"Skipped: {some.get('mcq_skipped', 'no answer key configured')}."))
     groups = ["overall", *(a for a in ("DI", "VV") if any(a in s["refusal"] for s in safety.values()))]
     header = ["Model"] + [f"{'Overall' if g == 'overall' else g} {m}" for g in groups for m in ("RR-1", "RR-2", "HR")]
-    refusal_rows = [[label[r], *(pct(s["refusal"].get(g, {}).get(m)) for g in groups for m in ("RR-1", "RR-2", "HR"))]
+    refusal_rows = [[r, *(pct(s["refusal"].get(g, {}).get(m)) for g in groups for m in ("RR-1", "RR-2", "HR"))]
                     for r, s in safety.items()]
     refusal = some["refusal"]
     blocks += [Block("h2", "Safety: refusal of risky questions (paper Table 4)"),
@@ -107,7 +107,9 @@ def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict
     return blocks
 
 
+# The loop targets (culturalign.loop.measure) each stage's rounds are shown by, and their column names.
 TARGET_MEASURES = {"acc": "ACC", "mcq_acc": "MCQ acc", "RR-1": "RR-1", "RR-2": "RR-2", "HR_max": "HR"}
+STAGE_MEASURES = {"knowledge": ("acc",), "safety": ("mcq_acc", "RR-1", "RR-2", "HR_max")}
 
 
 def loop_blocks(loops: dict[str, dict], out_dir: Path) -> list[Block]:
@@ -143,16 +145,9 @@ def guard_text(check: dict | None) -> str:
 
 
 def round_metrics(stage: str, loop: dict) -> list[tuple[str, dict[str, float | None]]]:
-    out = []
-    for r in loop["rounds"]:
-        s = r["score"]
-        if stage == "knowledge":
-            values = {"ACC": s["acc"]["overall"]}
-        else:
-            values = {"MCQ acc": (s.get("mcq") or {}).get("acc", {}).get("overall"),
-                      **{k: s["refusal"]["overall"][k] for k in ("RR-1", "RR-2", "HR")}}
-        out.append((r["model"], values))
-    return out
+    """(model, {column: value}) per round, the values as the loop reads them."""
+    return [(r["model"], {TARGET_MEASURES[n]: measure(r["score"], n) for n in STAGE_MEASURES[stage]})
+            for r in loop["rounds"]]
 
 
 def plot_lines(png: Path, title: str, xlabels: list[str], series: dict[str, list[float | None]], ylabel: str,
