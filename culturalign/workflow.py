@@ -34,10 +34,14 @@ def source(config: dict, stage: str, name: str) -> dict:
     raise KeyError(f"config data.{stage}: no source named '{name}' (have: {', '.join(source_names(config, stage))})")
 
 
+def repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once (sorted): config names must be unique."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def check_unique_sources(config: dict) -> None:
     for stage in STAGES:
-        names = source_names(config, stage)
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated(source_names(config, stage))
         if dupes:
             raise ValueError(f"config data.{stage}: source names must be unique, repeated: {', '.join(dupes)}")
 
@@ -63,11 +67,12 @@ def eval_sets(config: dict) -> list[dict]:
 
 def references(config: dict) -> dict[str, dict]:
     """The `compare:` reference models by name, checked not to collide with the pipeline's model names."""
-    refs = {c["name"]: c for c in config.get("compare") or []}
-    clash = sorted(n for n in refs if n == "base" or MODEL_RE.match(n))
-    if clash or len(refs) != len(config.get("compare") or []):
+    names = [c["name"] for c in config.get("compare") or []]
+    clash = sorted({n for n in names if n == "base" or MODEL_RE.match(n)}) + repeated(names)
+    if clash:
         raise ValueError(f"config compare: names must be unique and differ from base, kg_rN, safe_rN: "
-                         f"{', '.join(clash) or 'a name is repeated'}")
+                         f"{', '.join(clash)}")
+    refs = {c["name"]: c for c in config.get("compare") or []}
     return refs
 
 
@@ -216,10 +221,9 @@ def check_guard(config: dict) -> None:
     """loop.guard may only name what is measured: eval.guard sets with an accuracy (not xstest) or
     `knowledge` in max_drop, and over_refusal_max only with an xstest set; guard set names are unique."""
     sets = config["eval"].get("guard") or []
-    names = [g["name"] for g in sets]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"config eval.guard: set names must be unique, repeated: {', '.join(repeated)}")
+    dupes = repeated([g["name"] for g in sets])
+    if dupes:
+        raise ValueError(f"config eval.guard: set names must be unique, repeated: {', '.join(dupes)}")
     guard = config["loop"].get("guard") or {}
     measurable = {g["name"] for g in sets if g["format"] != "xstest"} | {"knowledge"}
     unknown = sorted(set(guard.get("max_drop") or {}) - measurable)
