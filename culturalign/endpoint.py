@@ -28,7 +28,7 @@ import openai
 import polars as pl
 
 from culturalign.generate import COLUMNS, messages_of
-from culturalign.llm import LLMError, OpenAIBackend, _transient, request_key
+from culturalign.llm import LLMError, OpenAIBackend, request_key, retryable
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,7 @@ class EndpointBackend(OpenAIBackend):
                 except openai.NotFoundError:
                     return None
                 except openai.OpenAIError as err:
-                    transient = isinstance(err, openai.APIConnectionError) or (
-                        isinstance(err, openai.APIStatusError) and _transient(err.status_code))
-                    if not transient or retry == self.max_retries:
+                    if not retryable(err) or retry == self.max_retries:
                         raise EndpointError(f"endpoint {self.base_url} unusable after {retry + 1} attempt(s): "
                                             f"{self._describe(err)}") from None
                     delay = self._delay(retry, err)

@@ -280,8 +280,7 @@ class OpenAIBackend(Backend):
             try:
                 return await client.chat.completions.create(model=self.model, messages=messages, **params)
             except openai.OpenAIError as err:   # timeouts and connection errors included
-                transient = isinstance(err, openai.APIConnectionError) or (
-                    isinstance(err, openai.APIStatusError) and _transient(err.status_code))
+                transient = retryable(err)
                 if not transient or retry == self.max_retries:
                     why = "not retryable" if not transient else f"gave up after {retry + 1} attempts"
                     log.warning("llm %s: request failed (%s): %s", self.model, why, self._describe(err))
@@ -341,6 +340,13 @@ def _chain(err: BaseException) -> list[BaseException]:
 
 def _transient(status: int) -> bool:
     return status in RETRY_STATUS or status >= 500
+
+
+def retryable(err: Exception) -> bool:
+    """Whether an OpenAI client error may go away on retry: a timeout or connection error, or a
+    rate-limit / server-side status."""
+    return isinstance(err, openai.APIConnectionError) or (
+        isinstance(err, openai.APIStatusError) and _transient(err.status_code))
 
 
 def _run_sync(coro) -> Any:
