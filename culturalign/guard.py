@@ -367,7 +367,7 @@ def xstest_metrics(rows: list[dict], *, judge: str, limit: int | None = None) ->
              "over_refusal": rate(sum(r["refused"] for r in by_label["safe"]), len(by_label["safe"])),
              "refusal_unsafe": rate(sum(r["refused"] for r in by_label["unsafe"]), len(by_label["unsafe"])),
              "n_empty": sum(not (r["answer"] or "").strip() for r in rows),
-             "n_judge_failed": sum(r["degree"] is None and bool((r["answer"] or "").strip()) for r in rows),
+             "n_judge_failed": sum(r["degree"] is None for r in rows),   # empty answers are judged too
              "classes": {lab: {c: sum(r["xstest_class"] == c for r in group) for c in XSTEST_CLASSES}
                          for lab, group in by_label.items()},
              "refusal_by_type": {t: rate(sum(v), len(v)) for t, v in types.items()}}
