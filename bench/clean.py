@@ -38,7 +38,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from culturalign import io  # noqa: E402
-from culturalign.clean import clean_frame  # noqa: E402
+from culturalign.data.clean import clean_frame  # noqa: E402
 
 SUBJECTS = ("长城 故宫 黄河 长江 泰山 西湖 敦煌 兵马俑 苏州园林 丝绸之路 京剧 昆曲 书法 国画 茶道 中医 针灸 太极拳 "
             "春节 端午节 中秋节 清明节 元宵节 重阳节 二十四节气 剪纸 刺绣 瓷器 青铜器 汉字 唐诗 宋词 元曲 四大名著 "
@@ -204,7 +204,7 @@ DATA_JUICER_LEFT = 41  # data-juicer MinHash (5-gram, 256 permutations, Jaccard 
 
 
 def _to_frame(records: list[dict], source: str) -> pl.DataFrame:
-    """Fallback reader when culturalign.formats is absent: alpaca records to the common schema."""
+    """Fallback reader when culturalign.data.formats is absent: alpaca records to the common schema."""
     return io.frame([
         {"id": io.row_id(source, i), "source": source, "meta": "{}",
          "messages": [{"role": "user", "content": r["instruction"] + ("\n" + r["input"] if r["input"] else "")},
@@ -214,7 +214,7 @@ def _to_frame(records: list[dict], source: str) -> pl.DataFrame:
 
 def _read(path: Path, records: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
     try:
-        from culturalign.formats import read_source
+        from culturalign.data.formats import read_source
     except ImportError:
         return _to_frame(records, "bench"), io.empty(io.REJECTED_SCHEMA)
     return read_source(path, "bench", "alpaca")

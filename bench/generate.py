@@ -4,14 +4,14 @@ concurrency levels, and vLLM vs transformers on a GPU.
     python bench/generate.py                     # tiny model on CPU + endpoint -> bench/results/generate.json
     python bench/generate.py --gpu-model DIR     # also vLLM vs transformers on DIR (~1B), when a GPU is present
 
-The CPU part builds the tiny demo model (culturalign.tiny, random weights: greedy answers run to
+The CPU part builds the tiny demo model (culturalign.train.tiny, random weights: greedy answers run to
 max_new_tokens, so every configuration does the same amount of work). Prompts are the first A-Eval
 questions when ../shared/data is present, else the demo knowledge set, else a few built-in ones.
 Each configuration runs `--repeats` times after one warm-up; medians are reported.
 
-The endpoint part starts tests/openai_server.py through culturalign.serve (as the generate job would
+The endpoint part starts tests/openai_server.py through culturalign.evaluate.serve (as the generate job would
 start `vllm serve`), answering every request after `--latency` seconds, and sends the prompts through
-culturalign.endpoint at each `--concurrency` level (one run each, after a warm-up). The stand-in does
+culturalign.evaluate.endpoint at each `--concurrency` level (one run each, after a warm-up). The stand-in does
 no model work, so this measures what requests in flight buy against a server's latency (and the
 client's own overhead), beside the in-process figures; a real server adds its compute on top.
 """
@@ -31,12 +31,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from culturalign.evalsets import load  # noqa: E402
-from culturalign.endpoint import generate_endpoint  # noqa: E402
-from culturalign.generate import generate  # noqa: E402
+from culturalign.evaluate.evalsets import load  # noqa: E402
+from culturalign.evaluate.endpoint import generate_endpoint  # noqa: E402
+from culturalign.evaluate.generate import generate  # noqa: E402
 from culturalign.io import write_json  # noqa: E402
-from culturalign.serve import KEY_VAR, serving  # noqa: E402
-from culturalign.tiny import build_tiny  # noqa: E402
+from culturalign.evaluate.serve import KEY_VAR, serving  # noqa: E402
+from culturalign.train.tiny import build_tiny  # noqa: E402
 
 BUILTIN = ["请介绍一下长城的历史。", "把这句话翻译成英文：今天天气很好。", "计算 12 乘以 13 等于多少？",
            "写一首关于春天的五言绝句。", "中国的四大发明是什么？", "请总结下面这段话的主要内容：人工智能正在改变世界。"]
@@ -76,7 +76,7 @@ def cpu_part(args) -> dict:
                       repeats=args.repeats)
         batched = measure(model_dir, items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                           backend="transformers", repeats=args.repeats)
-    return {"model": "tiny (culturalign.tiny defaults)", "prompts": len(items), "max_new_tokens": args.max_new_tokens,
+    return {"model": "tiny (culturalign.train.tiny defaults)", "prompts": len(items), "max_new_tokens": args.max_new_tokens,
             "torch_threads": torch.get_num_threads(), "one_at_a_time": one, "batched": batched,
             "speedup": round(batched["median_tokens_per_s"] / one["median_tokens_per_s"], 2)}
 

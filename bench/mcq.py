@@ -4,7 +4,7 @@
     python bench/mcq.py --questions 64 --shots 5 --max-new-tokens 8 48
 
 The set is the first CMMLU questions (../shared/data/cmmlu) when present, else a few built-in ones.
-The model is the tiny demo model (culturalign.tiny defaults, random weights: greedy answers run to
+The model is the tiny demo model (culturalign.train.tiny defaults, random weights: greedy answers run to
 max_new_tokens, as an unhelpful model's would; 48 is the demo config's generation.max_new_tokens, the
 paper's is 1024, 8 is a generous floor for "answer with a letter"). Both methods run end to end from the model directory
 (load, prompts, model calls, choice) with the same batch size; log-likelihood sees the k-shot prompt
@@ -27,11 +27,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from culturalign.generate import generate  # noqa: E402
-from culturalign.guard import generation_items, load_guard_set, mcq_metrics, parse_choice  # noqa: E402
+from culturalign.evaluate.generate import generate  # noqa: E402
+from culturalign.evaluate.guard import generation_items, load_guard_set, mcq_metrics, parse_choice  # noqa: E402
 from culturalign.io import write_json  # noqa: E402
-from culturalign.loglik import build_prompts, loglik_choices  # noqa: E402
-from culturalign.tiny import build_tiny  # noqa: E402
+from culturalign.evaluate.loglik import build_prompts, loglik_choices  # noqa: E402
+from culturalign.train.tiny import build_tiny  # noqa: E402
 
 BUILTIN = [{"id": str(k), "subject": "chinese_history", "question": q, "options": o, "answer": a, "shots": []}
            for k, (q, o, a) in enumerate([("中国的首都是哪里？", ["上海", "北京", "广州", "深圳"], 1),
@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, nargs="+", default=[8, 48])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--hidden-size", type=int, default=64, help="of the tiny model (culturalign.tiny default 64)")
-    parser.add_argument("--layers", type=int, default=2, help="of the tiny model (culturalign.tiny default 2)")
+    parser.add_argument("--hidden-size", type=int, default=64, help="of the tiny model (culturalign.train.tiny default 64)")
+    parser.add_argument("--layers", type=int, default=2, help="of the tiny model (culturalign.train.tiny default 2)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "mcq.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

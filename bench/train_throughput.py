@@ -1,9 +1,9 @@
 """Training throughput of three ways to batch the same alpaca-like samples, in one run. Every mode
-puts --batch SAMPLES in a micro-batch (culturalign.train's rule: an optimizer step is counted in samples,
+puts --batch SAMPLES in a micro-batch (culturalign.train.trainer's rule: an optimizer step is counted in samples,
 packing or not), so all modes take the same steps over the same samples and differ only in padding:
 
 - packed:     the micro-batch's samples end to end in one row, per-sample position ids, no padding
-              (culturalign.packing)
+              (culturalign.train.packing)
 - dynamic:    the samples padded to the longest of the micro-batch
 - pad_to_max: every sample padded to --seq tokens (the FastChat-era behaviour)
 
@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from culturalign.chat import IGNORE_INDEX
-from culturalign.packing import flatten_collate, pad_collate, with_positions
+from culturalign.train.chat import IGNORE_INDEX
+from culturalign.train.packing import flatten_collate, pad_collate, with_positions
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 A100_BF16_TFLOPS = 312.0

@@ -8,8 +8,8 @@ from importlib import resources
 
 
 def package_data(name: str) -> str:
-    """Path of an editable data file shipped inside the package (culturalign/data/<name>)."""
-    return str(resources.files("culturalign") / "data" / name)
+    """Path of an editable data file shipped inside the package, e.g. "evaluate/refusal_keywords.yaml"."""
+    return str(resources.files("culturalign") / name)
 
 
 def deep_merge(base: dict, over: dict) -> dict:

@@ -14,8 +14,8 @@ validate(config, "../config.schema.yaml")
 if workflow.basedir not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
 sys.path.insert(0, workflow.basedir)
-import culturalign.loop as loop_lib
-import culturalign.workflow as wf
+import culturalign.loop.decisions as loop_lib
+import culturalign.loop.workflow as wf
 from culturalign.io import read_json
 
 wf.check_unique_sources(config)

@@ -1,7 +1,7 @@
 """Rule build_tiny: the demo base model (results/models/tiny) from config `tiny` and the demo corpus."""
 import logging
 
-from culturalign.tiny import build_tiny
+from culturalign.train.tiny import build_tiny
 from culturalign.util import log_to
 
 log_to(snakemake.log[0], stderr=True)  # tokenizers/transformers warnings too

@@ -1,7 +1,7 @@
 """Rule clean_source: one training source file -> clean.parquet, rejected.parquet, stats.json
-(culturalign.source.clean_source: read, reviewer's decisions, filters, optional refinement, accounting)."""
+(culturalign.data.source.clean_source: read, reviewer's decisions, filters, optional refinement, accounting)."""
 from culturalign import io
-from culturalign.source import clean_source
+from culturalign.data.source import clean_source
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

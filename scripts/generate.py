@@ -3,17 +3,17 @@
 params.sets: the set's evaluation files [{path, format, limit}] (the risky set may have
 several: they are concatenated); params.generation: the config's generation block; params.endpoint:
 the OpenAI-compatible endpoint the model's answers come from (None: in-process or served, see
-culturalign.serve.generate_answers); params.categories: the config's extra category mappings.
+culturalign.evaluate.serve.generate_answers); params.categories: the config's extra category mappings.
 """
 import logging
 
 import torch
 
-from culturalign.evalsets import load_sets
-from culturalign.generate import with_items
-from culturalign.guard import answer_mcq_by_loglik
+from culturalign.evaluate.evalsets import load_sets
+from culturalign.evaluate.generate import with_items
+from culturalign.evaluate.guard import answer_mcq_by_loglik
 from culturalign.io import write_parquet
-from culturalign.serve import generate_answers
+from culturalign.evaluate.serve import generate_answers
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

@@ -2,7 +2,7 @@
 import logging
 
 from culturalign.io import read_json, write_json
-from culturalign.loop import round_record, summarize
+from culturalign.loop.decisions import round_record, summarize
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 
 from culturalign import io
-from culturalign.mix import mix
+from culturalign.data.mix import mix
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Rule report: results/report/report.md and report.html (paper Tables 2-4, rounds, data, training, cost)."""
 import logging
 
-from culturalign.report import build_report
+from culturalign.report.render import build_report
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

@@ -3,7 +3,7 @@ import logging
 
 import polars as pl
 
-from culturalign.review import review_sheet, write_sheet
+from culturalign.data.review import review_sheet, write_sheet
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

@@ -5,7 +5,7 @@ import logging
 
 import polars as pl
 
-from culturalign.guard import score_guard
+from culturalign.evaluate.guard import score_guard
 from culturalign.io import write_json, write_parquet
 from culturalign.util import log_to
 

@@ -5,11 +5,11 @@ config), llm_cache, usage (token-usage JSON of an LLM judge).
 """
 import logging
 
-from culturalign.evalsets import evalset_name
-from culturalign.generate import read_generations
+from culturalign.evaluate.evalsets import evalset_name
+from culturalign.evaluate.generate import read_generations
 from culturalign.io import write_json
-from culturalign.judges import judge_name, score_knowledge
-from culturalign.metrics import knowledge_report
+from culturalign.evaluate.judges import judge_name, score_knowledge
+from culturalign.evaluate.metrics import knowledge_report
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

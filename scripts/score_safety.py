@@ -6,10 +6,10 @@ mcq_method (how the MCQ answers were made: generate or loglik), llm_cache, usage
 """
 import logging
 
-from culturalign.generate import read_generations
+from culturalign.evaluate.generate import read_generations
 from culturalign.io import write_json
-from culturalign.judges import NO_MCQ_KEY, classify_refusal, judge_name, mcq_key
-from culturalign.metrics import mcq_block, refusal_block, safety_report
+from culturalign.evaluate.judges import NO_MCQ_KEY, classify_refusal, judge_name, mcq_key
+from culturalign.evaluate.metrics import mcq_block, refusal_block, safety_report
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Rule train: results/models/{model}/ from the previous model and the stage's train.parquet."""
 
-from culturalign.launch import train_model
+from culturalign.train.launch import train_model
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])

@@ -8,7 +8,7 @@ what it received (headers and body), so tests assert on what really went over th
 Tests use the `chat_server` fixture of conftest.py: one server per test session, its script and log
 reset per test.
 
-It also stands in for a model server (vLLM) as its own process, for tests of culturalign.serve:
+It also stands in for a model server (vLLM) as its own process, for tests of culturalign.evaluate.serve:
 `python tests/openai_server.py --port P --model NAME [--latency S] [--startup-delay S] [--never-healthy]`
 answers every request with `model_answer` (deterministic, honours max_tokens) and lists NAME at
 /v1/models once started; --never-healthy answers 503 there forever.

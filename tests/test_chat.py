@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from culturalign.chat import IGNORE_INDEX, TemplateError, tokenize_all, tokenize_conversation
+from culturalign.train.chat import IGNORE_INDEX, TemplateError, tokenize_all, tokenize_conversation
 
 # Meta-Llama-3-8B-Instruct's template, verbatim (BOS written by the template on the first turn).
 LLAMA3_TEMPLATE = (

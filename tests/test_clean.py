@@ -1,4 +1,4 @@
-"""Cleaning filters (culturalign.clean) on inline samples: exact kept ids and drop reasons."""
+"""Cleaning filters (culturalign.data.clean) on inline samples: exact kept ids and drop reasons."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,9 @@ import json
 import polars as pl
 import pytest
 
-from culturalign import formats, io
-from culturalign.clean import DEFAULTS, clean_frame, load_rules, normalize_text, resolve
+from culturalign.data import formats
+from culturalign import io
+from culturalign.data.clean import DEFAULTS, clean_frame, load_rules, normalize_text, resolve
 
 ANSWER = "长城是中国古代修建的军事防御工程，东起山海关，西至嘉峪关，绵延万余里。"
 # Every filter off: a test switches on the one it is about.

@@ -1,4 +1,4 @@
-"""Near-duplicate detection (culturalign.dedup) and decontamination (culturalign.decontam)."""
+"""Near-duplicate detection (culturalign.data.dedup) and decontamination (culturalign.data.decontam)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from culturalign import dedup
-from culturalign.decontam import contaminated
-from culturalign.dedup import estimated_jaccard, lsh_params, near_duplicates, ngram_hashes, signatures
+from culturalign.data import dedup
+from culturalign.data.decontam import contaminated
+from culturalign.data.dedup import estimated_jaccard, lsh_params, near_duplicates, ngram_hashes, signatures
 
 GREAT_WALL = ("长城是中国古代修建的大规模军事防御工程，东起河北山海关，西至甘肃嘉峪关，全长两万一千多公里。"
               "它始建于春秋战国时期，秦朝统一后将各国长城连接起来，明朝又进行了大规模的修缮和重建。")

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from culturalign.evalsets import load
-from culturalign.endpoint import EndpointError, endpoint_config, generate_endpoint
-from culturalign.generate import COLUMNS, generate, with_items
+from culturalign.evaluate.evalsets import load
+from culturalign.evaluate.endpoint import EndpointError, endpoint_config, generate_endpoint
+from culturalign.evaluate.generate import COLUMNS, generate, with_items
 from culturalign.io import read_json, write_parquet
-from culturalign.judges import score_knowledge
-from culturalign.metrics import knowledge_report
+from culturalign.evaluate.judges import score_knowledge
+from culturalign.evaluate.metrics import knowledge_report
 from openai_server import Raw, model_answer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from culturalign import io
-from culturalign.clean import clean_frame
+from culturalign.data.clean import clean_frame
 
 DATA = Path(__file__).parent / "data"
 ONLY_ENGLISH = {"html_entities": False, "mojibake": False, "translated_code": False, "length": {"enabled": False}, "cjk": {"enabled": False},

@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from culturalign import io
-from culturalign.clean import clean_frame
-from culturalign.review import review_sheet
+from culturalign.data.clean import clean_frame
+from culturalign.data.review import review_sheet
 
 ANSWER = "这是一个足够长的回答，用来通过长度检查。"
 CFG = {"mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False}, "translated_code": False,

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from culturalign.evalsets import (category_table, detect, evalset_name, load, load_answer_key, load_questions,
+from culturalign.evaluate.evalsets import (category_table, detect, evalset_name, load, load_answer_key, load_questions,
                                   load_sets, parse_options)
 from culturalign.io import InputError
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from culturalign import io
-from culturalign.formats import FORMATS, detect_format, read_source, split_dialogue
+from culturalign.data.formats import FORMATS, detect_format, read_source, split_dialogue
 
 
 def write_json(path: Path, obj) -> Path:

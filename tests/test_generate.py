@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from culturalign.generate import choose_backend, generate, messages_of, read_generations, with_items
+from culturalign.evaluate.generate import choose_backend, generate, messages_of, read_generations, with_items
 from culturalign.io import read_json
 
 MAX_NEW = 12

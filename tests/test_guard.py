@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from culturalign.guard import (evaluate_guard_set, guard_check, guard_measures, guard_report, load_guard_set,
+from culturalign.evaluate.guard import (evaluate_guard_set, guard_check, guard_measures, guard_report, load_guard_set,
                                mcq_metrics, parse_choice, xstest_class, xstest_metrics, xstest_rows)
 from culturalign.io import InputError
-from culturalign.judges import classify_refusal, load_keywords
+from culturalign.evaluate.judges import classify_refusal, load_keywords
 
 MAC_ROMAN = {"mmlu_moral_scenarios.csv": "mac_roman"}
 
@@ -234,7 +234,7 @@ JUDGES = {"kw": {"backend": "keyword"}}
 
 @pytest.mark.parametrize("method", ["loglik", "generate"])
 def test_evaluate_mcq_sets_on_the_tiny_model(shared_data, tiny_dir, method):
-    from culturalign.loglik import build_prompts, loglik_choices
+    from culturalign.evaluate.loglik import build_prompts, loglik_choices
 
     spec = {"name": "cmmlu", "path": shared_data / "cmmlu", "format": "cmmlu", "shots": 1, "limit": 6,
             "method": method}
@@ -273,8 +273,8 @@ def test_encoding_of_a_whole_set(tmp_path):
 def test_training_rows_are_decontaminated_against_guard_sets(repo_root, tmp_path):
     """A training row asking a CMMLU test question is dropped as contaminated when the guard set is an
     evaluation set (rule clean_source gets the guard sets from workflow.eval_sets)."""
-    from culturalign.source import clean_source
-    from culturalign.workflow import eval_sets
+    from culturalign.data.source import clean_source
+    from culturalign.loop.workflow import eval_sets
 
     source = tmp_path / "alpaca.json"
     source.write_text(json.dumps([

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from culturalign import prompts
-from culturalign.judges import (classify_refusal, judge_name, keyword_degree, load_keywords, reference_score,
+from culturalign.evaluate import prompts
+from culturalign.evaluate.judges import (classify_refusal, judge_name, keyword_degree, load_keywords, reference_score,
                                 score_knowledge, silver_key)
 
 

@@ -118,9 +118,9 @@ def test_cache_key_covers_request_not_api_key(chat_server, cfg, tmp_path, monkey
 
 
 def test_unparseable_judge_replies_through_the_judges(chat_server, cfg, tmp_path):
-    """culturalign.judges asks again with attempt+1 (a new cache key) while a reply does not parse,
+    """culturalign.evaluate.judges asks again with attempt+1 (a new cache key) while a reply does not parse,
     at most twice more; a rerun is answered from the cache, unparseable attempts included."""
-    from culturalign import judges
+    from culturalign.evaluate import judges
 
     asked: dict[str, int] = {}
 

@@ -7,9 +7,9 @@ import torch
 from tiny_model import TEXTS, make_tiny
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from culturalign.loglik import (LETTERS, build_prompts, cmmlu_prompt, loglik_choices, loglik_scores,
+from culturalign.evaluate.loglik import (LETTERS, build_prompts, cmmlu_prompt, loglik_choices, loglik_scores,
                                 mmlu_prompt)
-from culturalign.tiny import build_tiny
+from culturalign.train.tiny import build_tiny
 
 # Teach the tokenizer " A" .. " D" as single tokens, so the one-pass path is used.
 LETTER_TEXTS = TEXTS + [f"Answer: {x}\n答案： {x}\n" for x in "ABCD"] * 30

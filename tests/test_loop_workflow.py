@@ -54,7 +54,7 @@ def wait_for_checkpoint(work: Path, proc: subprocess.Popen, timeout: float = 600
 def kill_training_workers(work: Path) -> int:
     """SIGKILL the training workers of this work directory, as a node failure or the OOM killer would."""
     victims = [p for p in psutil.process_iter(["cmdline", "cwd"])
-               if "culturalign.train" in (p.info["cmdline"] or []) and p.info["cwd"] == str(work)]
+               if "culturalign.train.trainer" in (p.info["cmdline"] or []) and p.info["cwd"] == str(work)]
     for p in victims:
         os.kill(p.pid, signal.SIGKILL)
     return len(victims)

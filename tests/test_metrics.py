@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from culturalign.loop import passes
-from culturalign.metrics import extract_option, knowledge_report, mcq_block, refusal_block, safety_report
+from culturalign.loop.decisions import passes
+from culturalign.evaluate.metrics import extract_option, knowledge_report, mcq_block, refusal_block, safety_report
 
 YES_NO = {"A": "是", "B": "否"}
 CRIMES = {"A": "煽动分裂国家罪", "B": "煽动颠覆国家政权罪", "C": "颠覆国家政权罪", "D": "分裂国家罪"}

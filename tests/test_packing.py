@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from culturalign.chat import IGNORE_INDEX, tokenize_all
-from culturalign.packing import flatten_collate, pad_collate, with_positions
+from culturalign.train.chat import IGNORE_INDEX, tokenize_all
+from culturalign.train.packing import flatten_collate, pad_collate, with_positions
 
 CONVERSATIONS = [
     [{"role": "user", "content": "中国的首都是哪里？"}, {"role": "assistant", "content": "北京。"}],

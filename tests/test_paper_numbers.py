@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from culturalign.evalsets import load
-from culturalign.metrics import area_mean, mcq_block_from_correct
+from culturalign.evaluate.evalsets import load
+from culturalign.evaluate.metrics import area_mean, mcq_block_from_correct
 
 V0_SIZES = {"DI": 1114, "VV": 399, "CV": 164, "IR": 145, "SR": 39}
 # Table 3: Overall, then DI VV CV IR SR, in percent as printed.

@@ -1,11 +1,11 @@
-"""culturalign.refine: the weak-answer rules, and refinement end to end against a real HTTP server."""
+"""culturalign.data.refine: the weak-answer rules, and refinement end to end against a real HTTP server."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from culturalign import refine
+from culturalign.data import refine
 from culturalign.io import SCHEMA, frame, read_json, row_id
 
 RULES = {"min_answer_chars": 10, "english_answer": True, "refusal": True, "truncated": True}
@@ -119,7 +119,7 @@ def test_nothing_weak_sends_nothing_and_needs_no_key(chat_server, tmp_path):
 def test_translated_code_is_refined_when_refinement_is_on_and_dropped_when_it_stays(chat_server, judge, tmp_path):
     """With refinement on, an answer whose code was machine-translated is rewritten instead of dropped; a
     rewrite that still holds translated code, or a prompt with it, is dropped as translated_code."""
-    from culturalign.source import clean_source
+    from culturalign.data.source import clean_source
 
     translated = "代码如下：\n将 numpy 导入为 np\n定义 add_two(x):\n    返回 x + 2"
     source = tmp_path / "alpaca.json"

@@ -1,4 +1,4 @@
-"""Review sheets and decisions (culturalign.review), the training mix (culturalign.mix)."""
+"""Review sheets and decisions (culturalign.data.review), the training mix (culturalign.data.mix)."""
 from __future__ import annotations
 
 import csv
@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from culturalign import io
-from culturalign.mix import mix
-from culturalign import review as review_mod
-from culturalign.review import COLUMNS, read_decisions, review_sheet, write_sheet
+from culturalign.data.mix import mix
+from culturalign.data import review as review_mod
+from culturalign.data.review import COLUMNS, read_decisions, review_sheet, write_sheet
 
 
 def rows(source: str, n: int) -> pl.DataFrame:
@@ -68,7 +68,7 @@ def test_read_decisions_missing_column_and_empty_file(tmp_path):
 def test_read_decisions_unknown_ids_only_warn(tmp_path, caplog):
     path = tmp_path / "decisions.csv"
     path.write_text("id,decision\na,reject\nghost,reject\nb,\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="culturalign.review"):
+    with caplog.at_level(logging.WARNING, logger="culturalign.data.review"):
         assert read_decisions(path, known_ids=["a", "b"]) == {"a", "ghost"}
     assert "1 id(s) not in the source, ignored: ghost" in caplog.text
 

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from culturalign import io
-from culturalign.clean import clean_frame
-from culturalign.mix import quotas
+from culturalign.data.clean import clean_frame
+from culturalign.data.mix import quotas
 
 OFF = {"html_entities": False, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False},
        "english_context": {"enabled": False}, "translated_code": False, "near_dedup": {"enabled": False},

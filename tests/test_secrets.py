@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from culturalign import llm, refine
+from culturalign import llm
+from culturalign.data import refine
 from culturalign.io import frame, row_id, write_parquet
 from openai_server import Raw
 

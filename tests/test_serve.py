@@ -16,10 +16,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from culturalign.endpoint import EndpointError
-from culturalign.generate import COLUMNS
+from culturalign.evaluate.endpoint import EndpointError
+from culturalign.evaluate.generate import COLUMNS
 from culturalign.io import read_json
-from culturalign.serve import ServeError, generate_served, server_argv, serving
+from culturalign.evaluate.serve import ServeError, generate_served, server_argv, serving
 from openai_server import model_answer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_cancelled_job_stops_the_server(model_dir, tmp_path):
     drains its requests (here: 60 s each) longer than stop_timeout is killed."""
     driver = tmp_path / "driver.py"
     serve = {"command": STAND_IN + " --latency 60", "timeout": 120, "stop_timeout": 2}
-    driver.write_text("from culturalign.serve import generate_served\n"
+    driver.write_text("from culturalign.evaluate.serve import generate_served\n"
                       f"generate_served({model_dir!r}, {ITEMS!r}, max_new_tokens=6, serve={serve!r})\n",
                       encoding="utf-8")
     job = subprocess.Popen([sys.executable, str(driver)], cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)})
@@ -122,8 +122,8 @@ def test_command_words_filled_one_by_one():
 def test_generate_answers_dispatch(tiny_model, tmp_path, caplog):
     """The generate rule's one entry point: a served model when serve is on (the stand-in answers), and
     in-process generation when the server command is missing, with the same table either way."""
-    from culturalign.generate import generate
-    from culturalign.serve import generate_answers
+    from culturalign.evaluate.generate import generate
+    from culturalign.evaluate.serve import generate_answers
 
     generation = {"max_new_tokens": 6, "batch_size": 3, "backend": "auto"}
     served = generate_answers(tiny_model, ITEMS, generation | {"serve": {"enabled": True, "command": STAND_IN,

@@ -160,7 +160,7 @@ ENDED = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEM
 
 # `train` exactly as rules/train.smk declares its resources, for train.nodes: 2; `mix` stands for the CPU rules.
 TRAIN_TWO_NODES = """\
-import culturalign.workflow as wf
+import culturalign.loop.workflow as wf
 
 rule all:
     input: "model", "mix.parquet"

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from culturalign.tiny import build_tiny
+from culturalign.train.tiny import build_tiny
 
 TEXTS = ["中国的首都是北京。长城是中国古代的军事防御工程。", "The quick brown fox jumps over the lazy dog."] * 30
 

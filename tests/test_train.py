@@ -20,8 +20,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers import TrainerCallback
 
 from culturalign.io import InputError, frame, read_json, row_id, write_parquet
-from culturalign.launch import launch_command, train_model
-from culturalign.train import TABLE1, build_trainer, prepare, resolve_batch, training_kwargs
+from culturalign.train.launch import launch_command, train_model
+from culturalign.train.trainer import TABLE1, build_trainer, prepare, resolve_batch, training_kwargs
 
 CPU = {"bf16": False, "tf32": False, "use_cpu": True, "gradient_checkpointing": False, "max_length": 96}
 
@@ -186,14 +186,14 @@ def test_plan_and_stale_work_directory(tiny, tmp_path, capsys):
 def test_launch_command_local_and_slurm():
     assert launch_command(1, 4, "/w/args.json", {})[1:] == [
         "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
-        "-m", "culturalign.train", "--args-json", "/w/args.json"]
+        "-m", "culturalign.train.trainer", "--args-json", "/w/args.json"]
     env = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[07-08]"}
     command = launch_command(2, 8, "/w/args.json", env, rdzv_host="gpu07")
     assert command[:8] == ["srun", "--nodes", "2", "--ntasks", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1"]
     assert command[8:11] == [sys.executable, "-m", "torch.distributed.run"]
     assert command[11:] == ["--nnodes", "2", "--nproc-per-node", "8", "--rdzv-backend", "c10d",
                             "--rdzv-endpoint", "gpu07:24242", "--rdzv-id", "4242",
-                            "-m", "culturalign.train", "--args-json", "/w/args.json"]
+                            "-m", "culturalign.train.trainer", "--args-json", "/w/args.json"]
     with pytest.raises(RuntimeError, match="needs a SLURM allocation"):
         launch_command(2, 8, "/w/args.json", {})
 
@@ -239,7 +239,7 @@ def test_killed_run_resumes_from_its_checkpoint(tiny, tmp_path):
     cfg = {**CPU, "nproc_per_node": 2, "packing": False, "gradient_accumulation_steps": 1, "save_steps": 2,
            "learning_rate": 1e-3}
     kwargs = dict(model=tiny, data=data, output=str(out), workdir=str(work), train_cfg=cfg, epochs=1)
-    code = f"from culturalign.launch import train_model; train_model(**{kwargs!r}, log_path={str(tmp_path / 'a.log')!r})"
+    code = f"from culturalign.train.launch import train_model; train_model(**{kwargs!r}, log_path={str(tmp_path / 'a.log')!r})"
     first = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -9,9 +9,10 @@ import yaml
 import yte
 from snakemake.utils import validate
 
-from culturalign import loop, workflow as wf
+from culturalign.loop import decisions as loop
+from culturalign.loop import workflow as wf
 from culturalign.io import write_json
-from culturalign.report import build_report
+from culturalign.report.render import build_report
 
 
 @pytest.fixture()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from culturalign.tiny import build_tiny
+from culturalign.train.tiny import build_tiny
 
 TEXTS = [
     "中国的首都是北京。长城是中国古代的军事防御工程，全长两万多千米。",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from culturalign.workflow import package_data
+from culturalign.util import package_data
 
 log = logging.getLogger(__name__)
 LETTERS = "ABCDEFGH"
@@ -52,7 +52,7 @@ def mmlu_prompt(item: dict) -> str:
 
 def cmmlu_subject_names() -> dict[str, str]:
     """CMMLU file name -> the Chinese subject name lm-evaluation-harness's cmmlu prompts use."""
-    return yaml.safe_load(Path(package_data("cmmlu_subjects.yaml")).read_text(encoding="utf-8"))
+    return yaml.safe_load(Path(package_data("evaluate/cmmlu_subjects.yaml")).read_text(encoding="utf-8"))
 
 
 def cmmlu_prompt(item: dict, names: dict[str, str] | None = None) -> str:

@@ -52,7 +52,7 @@ def clean_config(config: dict, stage: str, name: str) -> dict:
 
 
 def english_rules(clean_cfg: dict) -> str:
-    return clean_cfg.get("english_context", {}).get("rules") or package_data("english_context.yaml")
+    return clean_cfg.get("english_context", {}).get("rules") or package_data("data/english_context.yaml")
 
 
 def eval_sets(config: dict) -> list[dict]:
@@ -201,7 +201,7 @@ def check_paths(config: dict, workdir: str | os.PathLike) -> None:
 
 def endpoint_for(config: dict, model: str) -> dict | None:
     """The OpenAI-compatible endpoint a model's answers come from, or None (generated in-process)."""
-    from culturalign.endpoint import endpoint_config  # the LLM client stack, only when asked
+    from culturalign.evaluate.endpoint import endpoint_config  # the LLM client stack, only when asked
 
     ref = references(config).get(model)
     if ref is not None:

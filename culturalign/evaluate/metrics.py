@@ -1,6 +1,6 @@
 """Score files (DESIGN.md: knowledge.json, safety.json) and multiple-choice answer extraction.
 
-Score files hold measurements only; whether a score meets a loop target is decided in culturalign.loop.
+Score files hold measurements only; whether a score meets a loop target is decided in culturalign.loop.decisions.
 
 Conventions, the paper's own (arXiv 2406.18192, Tables 2-4), so that numbers mean the same thing everywhere:
 - Every question is in the denominator. Knowledge ACC of a group = share of ALL its questions with

@@ -3,7 +3,7 @@
 `generate_served(model_dir, items, max_new_tokens=..., serve=...)` starts the configured command
 (default `vllm serve {model_dir} --host 127.0.0.1 --port {port}`; SGLang or TGI work the same way) on
 a free port, waits until GET /v1/models answers with a model, sends every item through
-`culturalign.endpoint.generate_endpoint` (many requests in flight: continuous batching), and stops the
+`culturalign.evaluate.endpoint.generate_endpoint` (many requests in flight: continuous batching), and stops the
 server's whole process group -- also when anything fails, and when the job itself is terminated.
 It returns the same table as in-process generation, or None when the command is not installed: the
 caller then generates in-process.
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import polars as pl
 
-from culturalign.endpoint import DEFAULTS, generate_endpoint
-from culturalign.generate import COLUMNS
+from culturalign.evaluate.endpoint import DEFAULTS, generate_endpoint
+from culturalign.evaluate.generate import COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def generate_answers(model_dir: str | None, items: list[dict], generation: dict,
 
     `cache_path` is used for endpoints only: a reference model's answers never change, while a pipeline
     model retrained under the same name must not get its predecessor's cached answers."""
-    from culturalign.generate import generate
+    from culturalign.evaluate.generate import generate
 
     max_new_tokens = generation["max_new_tokens"]
     if endpoint is not None:

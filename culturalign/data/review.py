@@ -7,7 +7,7 @@ the rules are unsure of come first, `flags` saying why: the rules and the LLM ju
 (clean.english_context.judge; these lead), an English-context hint fired (the `hints:`
 of the rules file: the prompt mentions English, letters, words, or quotes an English word, yet no rule
 dropped it) or a short answer was kept as right for its task. The rest is a random sample (seeded
-by id, see culturalign.mix.id_rank), so the order is stable and a larger n extends the sheet. The
+by id, see culturalign.data.mix.id_rank), so the order is stable and a larger n extends the sheet. The
 reviewer writes `accept` or `reject` into `decision` (any case; blank = no decision) and lists the
 file as the source's `decisions:` in the config; rejected ids are then dropped as `human_rejected`.
 """
@@ -20,9 +20,9 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from culturalign import clean
+from culturalign.data import clean
 from culturalign.io import InputError
-from culturalign.mix import id_rank
+from culturalign.data.mix import id_rank
 
 log = logging.getLogger(__name__)
 

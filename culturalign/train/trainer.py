@@ -6,14 +6,14 @@ Two halves, so that the expensive, error-prone part runs once and before any GPU
   max_length beyond the model's positions, bf16/tf32 on hardware without them, a global batch that
   does not split over the processes), tokenises the data once, prints the plan, and writes everything
   the workers need into the work directory.
-- `python -m culturalign.train --args-json FILE` is the worker `torchrun` starts on every GPU: it loads
+- `python -m culturalign.train.trainer --args-json FILE` is the worker `torchrun` starts on every GPU: it loads
   the tokenised data, trains, checkpoints into the work directory, resumes from the last complete
   checkpoint when rerun, and on success moves the finished model to its final directory in one rename
   (Snakemake deletes a failed job's outputs, so checkpoints never live inside the output).
 
 An optimizer step is counted in samples, as in the paper's Table 1 (1 per GPU x 4 accumulation x 32
 GPUs = 128): per_device_train_batch_size x gradient_accumulation_steps x world size, packing or not
-(culturalign.packing). `train.global_batch_samples` keeps that number fixed on any cluster shape by
+(culturalign.train.packing). `train.global_batch_samples` keeps that number fixed on any cluster shape by
 deriving the accumulation from it.
 
 Work directory layout (`results/models/.work/{model}/`): args.json, fingerprint.json, data.parquet,
@@ -37,13 +37,13 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback,
                           TrainingArguments)
 
-from culturalign.chat import tokenize_all
-from culturalign.generate import require_chat_template
+from culturalign.train.chat import tokenize_all
+from culturalign.evaluate.generate import require_chat_template
 from culturalign.io import InputError, read_json, write_json, write_parquet
-from culturalign.packing import flatten_collate, pad_collate, with_positions
-from culturalign.plan import make_plan
+from culturalign.train.packing import flatten_collate, pad_collate, with_positions
+from culturalign.train.plan import make_plan
 
-log = logging.getLogger("culturalign.train")
+log = logging.getLogger("culturalign.train.trainer")
 
 # The paper's Table 1.
 TABLE1 = {
@@ -82,7 +82,7 @@ OWN = {
 # Set by the workflow, never by the config.
 RESERVED = {"output_dir": "the work directory is derived from the model name",
             "num_train_epochs": "set loop.<stage>.epochs_per_round instead"}
-DEEPSPEED_DIR = Path(__file__).parent / "data" / "deepspeed"
+DEEPSPEED_DIR = Path(__file__).parent / "deepspeed"
 
 
 def own_options(train_cfg: dict) -> dict[str, Any]:
@@ -314,7 +314,7 @@ def build_trainer(args: dict, callbacks: list[TrainerCallback]) -> Trainer:
     tokenizer = load_tokenizer(args["model"])
     model = AutoModelForCausalLM.from_pretrained(args["model"], dtype=torch.float32,
                                                  attn_implementation=own["attn_implementation"])
-    # Without a KV cache transformers detects packed sequences from position_ids (culturalign.packing).
+    # Without a KV cache transformers detects packed sequences from position_ids (culturalign.train.packing).
     model.config.use_cache = False
     collator = flatten_collate if own["packing"] else lambda f: pad_collate(f, tokenizer.pad_token_id)
     return Trainer(model=model, args=training_args, train_dataset=TokenizedData(work / "data.parquet"),

@@ -48,7 +48,7 @@ def passes(score: dict, target: dict) -> bool:
 def round_record(score: dict, guard: dict | None = None, knowledge: dict | None = None) -> dict:
     """{model, score, measures} of a round: `measures` (what the loop guard watches) from its guard.json
     and its knowledge.json, None when neither is given."""
-    from culturalign.guard import guard_measures
+    from culturalign.evaluate.guard import guard_measures
 
     measures = guard_measures(guard, knowledge) if guard is not None or knowledge is not None else None
     return {"model": score["model"], "score": score, "measures": measures}
@@ -63,9 +63,9 @@ def judge_rounds(rounds: list[dict], target: dict, guard: dict | None = None) ->
     """Each round ({model, score, measures}) with its decision: `met_target`, `guard` (the guard check
     against the loop's starting model, rounds[0], or None without a guard) and `passed` (both).
 
-    `measures` are culturalign.guard.guard_measures of the round (what adaptation costs); they are needed
+    `measures` are culturalign.evaluate.guard.guard_measures of the round (what adaptation costs); they are needed
     only when `guard` (the config's loop.guard) is set."""
-    from culturalign.guard import guard_check  # the guard's arithmetic lives with its measures
+    from culturalign.evaluate.guard import guard_check  # the guard's arithmetic lives with its measures
 
     judged, rounds = [], [as_round(r) for r in rounds]
     for r in rounds:

@@ -13,7 +13,7 @@ Formats (files as published; see ../shared/data/README.md):
   is not OK (any case) are left out unless `include_flagged`, and counted by error type. MMLU-Redux has no dev
   split, so the shots are the first k kept questions of the same subject other than the question itself.
 - `xstest`: `xstest_prompts.csv` with `id,prompt,type,label,...`.
-- `jsonl`: culturalign.evalsets' generic format with `options` and `gold` (the letter).
+- `jsonl`: culturalign.evaluate.evalsets' generic format with `options` and `gold` (the letter).
 Files are decoded strictly as UTF-8 unless the set gives `encoding` (one codec, or `{file name: codec}`).
 `limit` keeps the first N items in file-name order, then row order (deterministic).
 
@@ -30,10 +30,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-from culturalign import evalsets
+from culturalign.evaluate import evalsets
 from culturalign.io import InputError
-from culturalign.loglik import LETTERS
-from culturalign.metrics import extract_option, rate
+from culturalign.evaluate.loglik import LETTERS
+from culturalign.evaluate.metrics import extract_option, rate
 
 FORMATS = ("cmmlu", "mmlu-redux", "jsonl", "xstest")
 REDUX_COLUMNS = ("question", "choices", "answer", "error_type")
@@ -211,7 +211,7 @@ def _load_redux(root: Path, shots: int, encoding: str | dict[str, str] | None, i
 # ---------------------------------------------------------------- generic jsonl and CHiSafetyBench items
 
 def mcq_item(item: dict) -> dict:
-    """A culturalign.evalsets multiple-choice item (options `{letter: text}`, gold letter) in the guard
+    """A culturalign.evaluate.evalsets multiple-choice item (options `{letter: text}`, gold letter) in the guard
     shape. `options_in_question` tells the prompt builders not to list options the question already shows
     (CHiSafetyBench writes them inside the question)."""
     letters = sorted(item["options"])
@@ -282,12 +282,12 @@ def load_guard_set(spec: dict, categories: dict[str, str] | None = None) -> dict
 # ---------------------------------------------------------------- multiple-choice metrics
 
 def generation_items(items: list[dict], prompts: list[str]) -> list[dict]:
-    """Items for culturalign.generate when a set's method is `generate`: the k-shot prompt as the user turn."""
+    """Items for culturalign.evaluate.generate when a set's method is `generate`: the k-shot prompt as the user turn."""
     return [{"id": it["id"], "question": p, "history": []} for it, p in zip(items, prompts)]
 
 
 def parse_choice(answer: str | None, item: dict) -> int | None:
-    """The option index a generated answer names (culturalign.metrics' extraction), None when none or several."""
+    """The option index a generated answer names (culturalign.evaluate.metrics' extraction), None when none or several."""
     letter = extract_option(answer, {LETTERS[k]: text for k, text in enumerate(item["options"])})
     return None if letter is None else LETTERS.index(letter)
 
@@ -444,20 +444,20 @@ def evaluate_guard_set(model_dir: str, spec: dict, *, judges: dict[str, dict], d
                        cache_path: str | None = None, usage_path: str | None = None) -> tuple[dict, list[dict]]:
     """(guard.json entry, per-question rows) of the model in `model_dir` on one `eval.guard` entry.
 
-    Multiple choice: `method: loglik` (culturalign.loglik, lm-evaluation-harness's prompts) or `generate`
+    Multiple choice: `method: loglik` (culturalign.evaluate.loglik, lm-evaluation-harness's prompts) or `generate`
     (the same k-shot prompt as a chat turn, the option letter parsed from the answer). XSTest: the answers
     are generated and judged by `spec["judge"]` or `default_judge` (a name in `judges`). `generation` is the
     config's generation block (max_new_tokens, batch_size, backend).
     """
-    from culturalign import loglik
-    from culturalign.generate import generate
+    from culturalign.evaluate import loglik
+    from culturalign.evaluate.generate import generate
 
     loaded = load_guard_set(spec, categories)
     items, limit = loaded["items"], spec.get("limit")
     gen = {"max_new_tokens": generation["max_new_tokens"], "batch_size": generation["batch_size"],
            "backend": generation.get("backend", "auto")}
     if loaded["format"] == "xstest":
-        from culturalign.judges import classify_refusal, judge_name, load_keywords
+        from culturalign.evaluate.judges import classify_refusal, judge_name, load_keywords
 
         judge_cfg = judges[spec.get("judge") or default_judge]
         answers = generate(model_dir, items, **gen)["answer"].to_list()
@@ -495,15 +495,15 @@ def score_guard(model_dir: str, model: str, specs: list[dict], **evaluate_kwargs
 
 
 def answer_mcq_by_loglik(model_dir: str, items: list[dict], *, batch_size: int = 8) -> Any:
-    """Answers to culturalign.evalsets multiple-choice items (CHiSafetyBench's MCQ) as the option letter of
-    highest log-likelihood, in culturalign.generate's table (a polars DataFrame), so the safety scoring
+    """Answers to culturalign.evaluate.evalsets multiple-choice items (CHiSafetyBench's MCQ) as the option letter of
+    highest log-likelihood, in culturalign.evaluate.generate's table (a polars DataFrame), so the safety scoring
     reads them unchanged (nothing to parse: no answer is unparsed). Latency is the whole run's wall time."""
     import time
 
     import polars as pl
 
-    from culturalign import loglik
-    from culturalign.generate import COLUMNS
+    from culturalign.evaluate import loglik
+    from culturalign.evaluate.generate import COLUMNS
 
     start = time.perf_counter()
     converted = [mcq_item(it) for it in items]

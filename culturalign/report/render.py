@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from culturalign.io import read_json  # noqa: E402
-from culturalign.loop import measure  # noqa: E402
+from culturalign.loop.decisions import measure  # noqa: E402
 from culturalign.util import package_data  # noqa: E402
 
 KNOWLEDGE_DIMS = ("TU", "IE", "TG", "LR", "TP")
@@ -53,8 +53,8 @@ def scores_by_model(paths: list[str]) -> dict[str, dict[str, dict]]:
 
 
 def paper_rows(table: str, n_cols: int) -> list[list[str]]:
-    """The paper's published rows of one table, labelled as the paper's (culturalign/data/paper_tables.yaml)."""
-    data = yaml.safe_load(Path(package_data("paper_tables.yaml")).read_text(encoding="utf-8"))
+    """The paper's published rows of one table, labelled as the paper's (culturalign/report/paper_tables.yaml)."""
+    data = yaml.safe_load(Path(package_data("report/paper_tables.yaml")).read_text(encoding="utf-8"))
     return [[f"paper: {m}", *(f"{v:.2f}" for v in data[table][m][:n_cols])] for m in data["models"]]
 
 
@@ -107,7 +107,7 @@ def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict
     return blocks
 
 
-# The loop targets (culturalign.loop.measure) each stage's rounds are shown by, and their column names.
+# The loop targets (culturalign.loop.decisions.measure) each stage's rounds are shown by, and their column names.
 TARGET_MEASURES = {"acc": "ACC", "mcq_acc": "MCQ acc", "RR-1": "RR-1", "RR-2": "RR-2", "HR_max": "HR"}
 STAGE_MEASURES = {"knowledge": ("acc",), "safety": ("mcq_acc", "RR-1", "RR-2", "HR_max")}
 
@@ -238,7 +238,7 @@ def signed(after: float | None, before: float | None) -> str:
 def drop_blocks(rejected_paths: list[str], out_dir: Path, examples: int = 3) -> list[Block]:
     """Per source, a bar chart of its drop reasons and `examples` rows per reason, so a reader can judge
     each filter's precision at a glance."""
-    from culturalign.review import drop_summary   # polars, only for this section
+    from culturalign.data.review import drop_summary   # polars, only for this section
 
     import polars as pl
 

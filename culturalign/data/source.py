@@ -7,11 +7,11 @@ import logging
 import polars as pl
 
 from culturalign import io
-from culturalign.clean import clean_frame, has_translated_code, resolve
-from culturalign.evalsets import load_questions
-from culturalign.guard import guard_questions
-from culturalign.formats import read_source
-from culturalign.review import read_decisions
+from culturalign.data.clean import clean_frame, has_translated_code, resolve
+from culturalign.evaluate.evalsets import load_questions
+from culturalign.evaluate.guard import guard_questions
+from culturalign.data.formats import read_source
+from culturalign.data.review import read_decisions
 from culturalign.util import deep_merge
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
 
     `clean_cfg` is the source's merged `clean` block; `rules_path` its english-context rules file (a rule
     input, so editing it reruns the job); `eval_sets` [{path, format}] the sets to decontaminate against
-    (guard sets marked `guard`: read by culturalign.guard);
+    (guard sets marked `guard`: read by culturalign.evaluate.guard);
     `benign` says the questions are harmless (knowledge data), for the refinement's refusal test;
     `sample` the source's {n, stratify_by, seed} (after cleaning); `english_judge` the judge config giving
     the English-context rules a second opinion (or None).
@@ -73,7 +73,7 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
 
     refined = 0
     if refining:
-        from culturalign import refine   # the LLM client stack, only when refinement is on
+        from culturalign.data import refine   # the LLM client stack, only when refinement is on
         kept, refine_stats = refine.refine_frame(kept, refine_cfg, refine_judge, llm_cache, usage_path, benign=benign)
         refined = refine_stats["refined"]
     if refine_code:   # translated code that refinement did not rewrite is dropped after all

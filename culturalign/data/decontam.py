@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from culturalign.dedup import ngram_hashes
+from culturalign.data.dedup import ngram_hashes
 
 TEMPLATE_SHARE = 0.01
 TEMPLATE_MIN = 10

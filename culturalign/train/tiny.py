@@ -20,7 +20,7 @@ SPECIAL_TOKENS = [BOS, START_HEADER, END_HEADER, EOT, PAD]
 
 # Llama-3's template, shortened (no tools, no date header). The {% generation %} markers let
 # `apply_chat_template(..., return_assistant_tokens_mask=True)` (and TRL) find assistant tokens;
-# culturalign.chat does not need them but checks that it agrees with them.
+# culturalign.train.chat does not need them but checks that it agrees with them.
 CHAT_TEMPLATE = (
     "{{- bos_token }}"
     "{%- for message in messages %}"
@@ -40,7 +40,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    # Offsets must map to characters of the input for the chat loss mask (culturalign.chat).
+    # Offsets must map to characters of the input for the chat loss mask (culturalign.train.chat).
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,

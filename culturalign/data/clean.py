@@ -56,9 +56,9 @@ import polars as pl
 import yaml
 
 from culturalign import io
-from culturalign.decontam import contaminated
-from culturalign.dedup import near_duplicates
-from culturalign.mix import stratified_sample
+from culturalign.data.decontam import contaminated
+from culturalign.data.dedup import near_duplicates
+from culturalign.data.mix import stratified_sample
 from culturalign.util import deep_merge, package_data
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def _regex(path: str | os.PathLike, value: object, index: int, field: str, requi
 def load_rules(path: str | os.PathLike | None, key: str = "rules") -> tuple[Rule, ...]:
     """The rules (or, with key="hints", the optional hints) of an English-context rules file
     (default: the packaged one), checked."""
-    path = path or package_data("english_context.yaml")
+    path = path or package_data("data/english_context.yaml")
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
@@ -404,7 +404,7 @@ def _keys(meta: str | None) -> list[str]:
 def sample_rows(kept: pl.DataFrame, sample: dict, source: str) -> tuple[pl.Series, dict]:
     """(mask of the kept rows taken, the `sample` note for stats.json) for a source's
     `sample: {n, stratify_by, seed}` (DESIGN.md): n rows, each stratum of the meta field
-    `stratify_by` keeping its share (culturalign.mix.stratified_sample)."""
+    `stratify_by` keeping its share (culturalign.data.mix.stratified_sample)."""
     n, seed, field = int(sample["n"]), int(sample.get("seed", 0)), sample.get("stratify_by")
     strata = None
     if field:

@@ -1,7 +1,7 @@
 """Answers of a model behind an OpenAI-compatible endpoint (vLLM, SGLang, TGI, OpenAI ...).
 
 `generate_endpoint(items, endpoint, max_new_tokens=..., cache_path=..., usage_path=...)` returns the
-same table as `culturalign.generate.generate` (id, prompt, answer, prompt_tokens, answer_tokens,
+same table as `culturalign.evaluate.generate.generate` (id, prompt, answer, prompt_tokens, answer_tokens,
 latency_s), one row per item in the items' order, so scoring cannot tell the two apart. The requests
 go through the judges' client (`culturalign.llm.OpenAIBackend`): bounded concurrency, retries with
 backoff on 408/409/429/5xx and connection errors, the sqlite cache keyed by the full request (a rerun
@@ -27,7 +27,7 @@ import time
 import openai
 import polars as pl
 
-from culturalign.generate import COLUMNS, messages_of
+from culturalign.evaluate.generate import COLUMNS, messages_of
 from culturalign.llm import LLMError, OpenAIBackend, request_key, retryable
 
 log = logging.getLogger(__name__)

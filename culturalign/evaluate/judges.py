@@ -4,8 +4,8 @@ Backends (named under `judges:` in the config):
 - `reference`: deterministic knowledge score = F1 of the character multisets of answer and reference
   answer (after NFKC, lowercasing, and dropping whitespace and punctuation), times 100, rounded. Order is
   ignored on purpose: Chinese answers reorder clauses freely, and F1 punishes both padding and omission.
-- `keyword`: deterministic refusal degree from the phrase lists of culturalign/data/refusal_keywords.yaml.
-- `openai` / `hf`: an LLM judge through culturalign.llm (prompts in culturalign.prompts). A reply that
+- `keyword`: deterministic refusal degree from the phrase lists of culturalign/evaluate/refusal_keywords.yaml.
+- `openai` / `hf`: an LLM judge through culturalign.llm (prompts in culturalign.evaluate.prompts). A reply that
   cannot be parsed is asked again (attempt 1, 2: a new cache key); still unreadable -> None, which the
   score files count in `n_judge_failed` and never score as 0.
 Empty model answers: knowledge scores them 0 without asking anyone; refusal judges them like any answer
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from culturalign import prompts
-from culturalign.evalsets import load_answer_key
-from culturalign.metrics import extract_option
+from culturalign.evaluate import prompts
+from culturalign.evaluate.evalsets import load_answer_key
+from culturalign.evaluate.metrics import extract_option
 from culturalign.util import package_data
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _fold(text: str) -> str:
 
 def load_keywords(path: str | None = None) -> dict[str, list[str]]:
     """The refusal / guidance / harm phrase lists (the packaged file when `path` is None)."""
-    path = path or package_data("refusal_keywords.yaml")
+    path = path or package_data("evaluate/refusal_keywords.yaml")
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     missing = [k for k in ("refusal", "guidance", "harm") if not isinstance(data.get(k), list)]
     if missing:

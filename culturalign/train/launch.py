@@ -11,9 +11,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from culturalign import train
+from culturalign.train import trainer as train
 
-log = logging.getLogger("culturalign.launch")
+log = logging.getLogger("culturalign.train.launch")
 
 RDZV_PORT_BASE = 20000   # + job id mod 20000: two jobs sharing a head node do not collide
 # Fail fast on a hung collective instead of burning the allocation (the timeout is TrainingArguments.ddp_timeout).
@@ -35,7 +35,7 @@ def launch_command(nodes: int, nproc_per_node: int, args_json: str, env: Mapping
     """The command that starts nodes x nproc_per_node training workers. For nodes > 1 it must run
     inside a SLURM allocation; the rendezvous host is looked up with scontrol unless given."""
     torchrun = [sys.executable, "-m", "torch.distributed.run"]   # = `torchrun`, from this environment
-    worker = ["-m", "culturalign.train", "--args-json", args_json]
+    worker = ["-m", "culturalign.train.trainer", "--args-json", args_json]
     if nodes <= 1:
         return [*torchrun, "--standalone", "--nproc-per-node", str(nproc_per_node), *worker]
     if "SLURM_JOB_ID" not in env:

@@ -23,7 +23,7 @@ import unicodedata
 import polars as pl
 
 from culturalign import llm
-from culturalign.clean import translated_code_in
+from culturalign.data.clean import translated_code_in
 from culturalign.io import SCHEMA, frame
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Every loader returns items `{id, question, dim, subtask, difficulty, reference, options, gold, history}`:
 `dim` is a knowledge dimension (TU IE TG LR TP) or a safety area (DI VV CV IR SR), mapped from the
-set's Chinese category names through culturalign/data/categories.yaml (extended by the config's
+set's Chinese category names through culturalign/evaluate/categories.yaml (extended by the config's
 `eval.categories`); `options` is `{letter: text}` for multiple-choice questions, else None; `history`
 is a list of earlier `{role, content}` turns sent before the question; `gold` is a correct option given
 inside a user JSONL file (else None).
@@ -40,7 +40,7 @@ LENIENT_MARK = re.compile(r"(?<=\n)[ \t]*([A-H])(?=[^\sA-Za-z.、:)])")
 
 def category_table(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The packaged name -> code table with the config's `eval.categories` merged over it."""
-    table = yaml.safe_load(Path(package_data("categories.yaml")).read_text(encoding="utf-8")) or {}
+    table = yaml.safe_load(Path(package_data("evaluate/categories.yaml")).read_text(encoding="utf-8")) or {}
     return {**{c: c for c in CODES}, **table, **(extra or {})}
 
 

@@ -14,7 +14,7 @@ packed batch gives the same loss as the same samples padded (tests/test_packing.
 
 Pitfall (transformers 5.23): packed detection only runs without a KV cache. A model whose config has
 `use_cache=True` builds a DynamicCache even in training mode, and then sdpa/eager silently attend
-across samples. Training therefore sets `model.config.use_cache = False` (culturalign.train).
+across samples. Training therefore sets `model.config.use_cache = False` (culturalign.train.trainer).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from culturalign.chat import IGNORE_INDEX
+from culturalign.train.chat import IGNORE_INDEX
 
 
 def with_positions(samples: Sequence[dict[str, list[int]]]) -> list[dict[str, list[int]]]:
