@@ -27,9 +27,9 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python bench/clean.py
-	$(BIN)/python bench/generate.py
-	$(BIN)/python bench/train_throughput.py --smoke
+	$(BIN)/python bench/data/clean.py
+	$(BIN)/python bench/evaluate/generate.py
+	$(BIN)/python bench/train/train_throughput.py --smoke
 
 slurm-profile:
 	bash profiles/install_slurm_profile.sh

@@ -26,7 +26,7 @@ rule clean_source:
     conda:
         "../envs/data.yaml"
     script:
-        "../scripts/clean_source.py"
+        "../scripts/data/clean_source.py"
 
 
 rule mix:
@@ -44,7 +44,7 @@ rule mix:
     conda:
         "../envs/data.yaml"
     script:
-        "../scripts/mix.py"
+        "../scripts/data/mix.py"
 
 
 # On demand (not part of `all`): snakemake results/data/knowledge/demo_alpaca/review.csv
@@ -64,4 +64,4 @@ rule review_sheet:
     conda:
         "../envs/data.yaml"
     script:
-        "../scripts/review_sheet.py"
+        "../scripts/data/review_sheet.py"

@@ -25,7 +25,7 @@ rule generate:
     conda:
         "../envs/eval.yaml"
     script:
-        "../scripts/generate.py"
+        "../scripts/evaluate/generate.py"
 
 
 checkpoint score_knowledge:
@@ -46,7 +46,7 @@ checkpoint score_knowledge:
     conda:
         "../envs/eval.yaml"
     script:
-        "../scripts/score_knowledge.py"
+        "../scripts/evaluate/score_knowledge.py"
 
 
 checkpoint score_safety:
@@ -69,7 +69,7 @@ checkpoint score_safety:
     conda:
         "../envs/eval.yaml"
     script:
-        "../scripts/score_safety.py"
+        "../scripts/evaluate/score_safety.py"
 
 
 # What adaptation costs (eval.guard: CMMLU, MMLU-Redux, XSTest): one job per model runs the model on
@@ -98,4 +98,4 @@ checkpoint score_guard:
     conda:
         "../envs/eval.yaml"
     script:
-        "../scripts/score_guard.py"
+        "../scripts/evaluate/score_guard.py"

@@ -18,4 +18,4 @@ rule loop_summary:
     conda:
         "../envs/report.yaml"
     script:
-        "../scripts/loop_summary.py"
+        "../scripts/loop/loop_summary.py"

@@ -19,4 +19,4 @@ rule report:
     conda:
         "../envs/report.yaml"
     script:
-        "../scripts/report.py"
+        "../scripts/report/report.py"

@@ -15,7 +15,7 @@ rule build_tiny:
     conda:
         "../envs/train.yaml"
     script:
-        "../scripts/build_tiny.py"
+        "../scripts/train/build_tiny.py"
 
 
 rule train:
@@ -39,4 +39,4 @@ rule train:
     conda:
         "../envs/train.yaml"
     script:
-        "../scripts/train.py"
+        "../scripts/train/train.py"

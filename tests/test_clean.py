@@ -297,7 +297,7 @@ def test_clean_source_script(tmp_path, repo_root, run_script):
                          + "\n", encoding="utf-8")
     out = tmp_path / "out"
     rules = repo_root / "culturalign" / "data" / "english_context.yaml"
-    run_script("clean_source", input={"source": str(source), "rules": str(rules)},
+    run_script("data/clean_source", input={"source": str(source), "rules": str(rules)},
                output={"clean": str(out / "clean.parquet"), "rejected": str(out / "rejected.parquet"),
                        "stats": str(out / "stats.json")},
                params={"name": "src", "fmt": "alpaca", "clean": {},

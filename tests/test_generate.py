@@ -114,11 +114,11 @@ def test_rule_scripts_generate_and_score(varied_model, run_script, tmp_path):
     in_process = {"endpoint": None, "method": "generate", "llm_cache": None, "usage": None, "server_log": None,
                   "categories": {}}
     for bench, path in out.items():
-        run_script("generate", input={"model": varied_model}, output=[str(path)],
+        run_script("evaluate/generate", input={"model": varied_model}, output=[str(path)],
                    params={"sets": sets[bench], "generation": gen_cfg, **in_process})
     # the safety MCQ by log-likelihood: the option letter itself is the answer, nothing left unparsed
     by_loglik = tmp_path / "generations" / "mcq_loglik.parquet"
-    run_script("generate", input={"model": varied_model}, output=[str(by_loglik)],
+    run_script("evaluate/generate", input={"model": varied_model}, output=[str(by_loglik)],
                params={"sets": sets["mcq"], "generation": gen_cfg, **in_process, "method": "loglik"})
     assert set(pl.read_parquet(by_loglik)["answer"]) <= {"A", "B", "C", "D"}
     items, answers = read_generations(out["risky"])
@@ -127,7 +127,7 @@ def test_rule_scripts_generate_and_score(varied_model, run_script, tmp_path):
 
     common = dict(llm_cache=str(tmp_path / "llm.sqlite"), usage=str(tmp_path / "usage.json"))
     scores = tmp_path / "scores"
-    run_script("score_knowledge", input={"generations": str(out["knowledge"])},
+    run_script("evaluate/score_knowledge", input={"generations": str(out["knowledge"])},
                output=[str(scores / "knowledge.json")],
                params={"model": "base", "eval": {"path": knowledge, "format": None, "threshold_T": 90, "limit": None},
                        "judge": {"backend": "reference"}, **common})
@@ -138,14 +138,14 @@ def test_rule_scripts_generate_and_score(varied_model, run_script, tmp_path):
 
     safety_eval = {"mcq": {"path": mcq, "answer_key": str(key), "silver_judge": None, "limit": 2},
                    "risky": sets["risky"], "judge": "kw"}
-    run_script("score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"]), "answer_key": str(key)},
+    run_script("evaluate/score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"]), "answer_key": str(key)},
                output=[str(scores / "safety.json")],
                params={"model": "base", "eval": safety_eval, "judge": {"backend": "keyword"}, "silver_judge": None,
                        "mcq_method": "generate", **common})
     safety = read_json(scores / "safety.json")
     assert safety["mcq"]["n"] == 2 and safety["mcq"]["answer_key"] == "gold" and safety["mcq"]["limit"] == 2
     assert safety["mcq"]["method"] == "generate"
-    run_script("score_safety", input={"mcq": str(by_loglik), "risky": str(out["risky"]), "answer_key": str(key)},
+    run_script("evaluate/score_safety", input={"mcq": str(by_loglik), "risky": str(out["risky"]), "answer_key": str(key)},
                output=[str(scores / "safety_loglik.json")],
                params={"model": "base", "eval": safety_eval, "judge": {"backend": "keyword"}, "silver_judge": None,
                        "mcq_method": "loglik", **common})
@@ -153,7 +153,7 @@ def test_rule_scripts_generate_and_score(varied_model, run_script, tmp_path):
     assert (loglik["method"], loglik["n"], loglik["n_unparsed"]) == ("loglik", 2, 0)
     assert safety["refusal"]["n"] == 3 and set(safety["refusal"]) >= {"overall", "DI", "VV"}
 
-    run_script("score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"])},
+    run_script("evaluate/score_safety", input={"mcq": str(out["mcq"]), "risky": str(out["risky"])},
                output=[str(scores / "safety_nokey.json")],
                params={"model": "base", "eval": {**safety_eval, "mcq": {"path": mcq, "limit": 2}},
                        "judge": {"backend": "keyword"}, "silver_judge": None, "mcq_method": "generate", **common})

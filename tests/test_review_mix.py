@@ -101,12 +101,12 @@ def test_mix_and_review_scripts(tmp_path, run_script):
         io.write_parquet(rows(source, n), path)
         inputs.append(str(path))
     train = tmp_path / "train.parquet"
-    run_script("mix", input=inputs, output=[str(train)],
+    run_script("data/mix", input=inputs, output=[str(train)],
                params={"caps": {"a": None, "b": 8}, "seed": 0})
     assert pl.read_parquet(train).equals(mix({"a": rows("a", 5), "b": rows("b", 20)}, {"b": 8}, seed=0))
 
     sheet = tmp_path / "review.csv"
-    run_script("review_sheet", input=[inputs[1]], output=[str(sheet)],
+    run_script("data/review_sheet", input=[inputs[1]], output=[str(sheet)],
                params={"sample": 4, "seed": 0, "clean": {}})
     written = pl.read_csv(sheet)
     assert written.columns == list(COLUMNS)

@@ -84,7 +84,7 @@ def test_clean_source_script_writes_the_sample_to_stats(tmp_path, repo_root, run
                                   "B": [{"prompt": f"提问{i}", "response": f"答复{i}", "type": "B"} for i in range(4)]},
                                  ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "out"
-    run_script("clean_source",
+    run_script("data/clean_source",
                input={"source": str(source), "rules": str(repo_root / "culturalign/data/english_context.yaml")},
                output={k: str(out / f) for k, f in (("clean", "clean.parquet"), ("rejected", "rejected.parquet"),
                                                     ("stats", "stats.json"))},

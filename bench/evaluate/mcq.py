@@ -1,7 +1,7 @@
 """Benchmark: multiple choice by log-likelihood vs generate-and-parse, questions/s on the same set.
 
-    python bench/mcq.py                          # -> bench/results/mcq.json
-    python bench/mcq.py --questions 64 --shots 5 --max-new-tokens 8 48
+    python bench/evaluate/mcq.py                          # -> bench/results/mcq.json
+    python bench/evaluate/mcq.py --questions 64 --shots 5 --max-new-tokens 8 48
 
 The set is the first CMMLU questions (../shared/data/cmmlu) when present, else a few built-in ones.
 The model is the tiny demo model (culturalign.train.tiny defaults, random weights: greedy answers run to
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from culturalign.evaluate.generate import generate  # noqa: E402

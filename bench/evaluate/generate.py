@@ -1,8 +1,8 @@
 """Benchmark: batched vs one-at-a-time greedy generation (tokens/s), endpoint generation at several
 concurrency levels, and vLLM vs transformers on a GPU.
 
-    python bench/generate.py                     # tiny model on CPU + endpoint -> bench/results/generate.json
-    python bench/generate.py --gpu-model DIR     # also vLLM vs transformers on DIR (~1B), when a GPU is present
+    python bench/evaluate/generate.py                     # tiny model on CPU + endpoint -> bench/results/generate.json
+    python bench/evaluate/generate.py --gpu-model DIR     # also vLLM vs transformers on DIR (~1B), when a GPU is present
 
 The CPU part builds the tiny demo model (culturalign.train.tiny, random weights: greedy answers run to
 max_new_tokens, so every configuration does the same amount of work). Prompts are the first A-Eval
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from culturalign.evaluate.evalsets import load  # noqa: E402

@@ -12,8 +12,8 @@ Figures count real (non-padding) tokens only: tokens/s, MFU = 6 * N * tokens/s /
 memory. Default: a randomly initialised ~1.2B Llama (Llama-3.2-1B shape) at sequence 4096 in bf16 on one
 GPU; --smoke: a tiny model on CPU in about a minute. Writes bench/results/train_throughput.json.
 
-    python bench/train_throughput.py            # GPU
-    python bench/train_throughput.py --smoke    # CPU
+    python bench/train/train_throughput.py            # GPU
+    python bench/train/train_throughput.py --smoke    # CPU
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def main() -> None:
                              "machine only ever adds time, and a shared CPU has plenty)")
     parser.add_argument("--attn", default="sdpa", help="attn_implementation (sdpa, flash_attention_2, ...)")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: by GPU name)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_throughput.json"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "train_throughput.json"))
     opts = parser.parse_args()
 
     smoke = opts.smoke or not torch.cuda.is_available()

@@ -1,6 +1,6 @@
 """Benchmark of the cleaning stage: 100,000 synthetic alpaca-like Chinese rows, read + clean + near-dedup.
 
-    python bench/clean.py [--rows 100000] [--repeats 3]
+    python bench/data/clean.py [--rows 100000] [--repeats 3]
 
 Prints JSON {rows, seconds_median, rows_per_s, peak_rss_mb, dropped, duplicates, ...} and writes it
 to bench/results/clean.json. Target on a 2-core machine: under 10 s and under 2 GB for 100K rows.
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from culturalign import io  # noqa: E402
 from culturalign.data.clean import clean_frame  # noqa: E402
 
@@ -224,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "clean.json"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "clean.json"))
     args = parser.parse_args()
 
     questions = eval_questions(2000)
