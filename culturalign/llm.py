@@ -383,14 +383,14 @@ class HFBackend(Backend):
         """Load the model only when some request is not cached: a fully cached rerun needs no model."""
         if self._model is not None:
             return
-        from culturalign.evaluate.generate import load_chat_model
+        from culturalign.hf import load_chat_model
 
         if not Path(self.model).is_dir():
             raise LLMConfigError(f"hf judge: model directory {self.model} does not exist")
         self._model, self._tokenizer = load_chat_model(self.model)
 
     def _answer(self, todo, params, attempt, replies):
-        from culturalign.evaluate.generate import chat_prompts, encode, generate_batched
+        from culturalign.hf import chat_prompts, encode, generate_batched
 
         self._load()
         max_new = int(params.get("max_new_tokens", params.get("max_tokens", self.max_new_tokens)))

@@ -270,10 +270,11 @@ def test_encoding_of_a_whole_set(tmp_path):
         load_guard_set({"name": "x", "path": path, "format": "xstest", "encoding": "klingon"})
 
 
-def test_training_rows_are_decontaminated_against_guard_sets(repo_root, tmp_path):
+def test_training_rows_are_decontaminated_against_guard_sets(repo_root, tmp_path, run_script):
     """A training row asking a CMMLU test question is dropped as contaminated when the guard set is an
-    evaluation set (rule clean_source gets the guard sets from workflow.eval_sets)."""
-    from culturalign.data.source import clean_source
+    evaluation set (rule clean_source gets the guard sets from workflow.eval_sets; its script loads them)."""
+    import polars as pl
+
     from culturalign.loop.workflow import eval_sets
 
     source = tmp_path / "alpaca.json"
@@ -285,8 +286,17 @@ def test_training_rows_are_decontaminated_against_guard_sets(repo_root, tmp_path
                        "safety": {"mcq": {"path": str(repo_root / "demo/eval/mcq.jsonl")}, "risky": []},
                        "guard": [{"name": "cmmlu", "path": str(repo_root / "demo/eval/guard/cmmlu"),
                                   "format": "cmmlu", "limit": 1}]}}
-    kept, rejected, stats = clean_source(str(source), "src", "alpaca", {}, rules_path=None,
-                                         eval_sets=eval_sets(config))
+    out = tmp_path / "out"
+    run_script("data/clean_source",
+               input={"source": str(source), "rules": str(repo_root / "culturalign/data/english_context.yaml")},
+               output={"clean": str(out / "clean.parquet"), "rejected": str(out / "rejected.parquet"),
+                       "stats": str(out / "stats.json")},
+               params={"name": "src", "fmt": "alpaca", "clean": {}, "eval_sets": eval_sets(config),
+                       "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None,
+                       "sample": None, "english_judge": None},
+               wildcards={"stage": "knowledge", "source": "src"})
+    kept, rejected = pl.read_parquet(out / "clean.parquet"), pl.read_parquet(out / "rejected.parquet")
+    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert stats["dropped"]["contaminated"] == 1     # the guard's limit does not narrow decontamination
     assert rejected.filter(rejected["drop_reason"] == "contaminated")["id"].len() == 1
     assert kept.height == 1

@@ -137,7 +137,7 @@ def test_translated_code_is_refined_when_refinement_is_on_and_dropped_when_it_st
     chat_server.set(reply=rewrite_code)
     refine_cfg = {"enabled": True, "rules": {"min_answer_chars": 0}}
     kept, rejected, stats = clean_source(str(source), "src", "alpaca", {"length": {"min_answer": 1}},
-                                         rules_path=None, eval_sets=[], refine_cfg=refine_cfg,
+                                         rules_path=None, eval_questions=[], refine_cfg=refine_cfg,
                                          refine_judge=judge, llm_cache=str(tmp_path / "cache.sqlite"))
     answers = {m[0]["content"]: m[-1]["content"] for m in kept["messages"].to_list()}
     assert answers["用Python写一个把数字加二的函数。"].startswith("```python\ndef add_two(x):")

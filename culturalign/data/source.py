@@ -8,8 +8,6 @@ import polars as pl
 
 from culturalign import io
 from culturalign.data.clean import clean_frame, has_translated_code, resolve
-from culturalign.evaluate.evalsets import load_questions
-from culturalign.evaluate.guard import guard_questions
 from culturalign.data.formats import read_source
 from culturalign.data.review import read_decisions
 from culturalign.util import deep_merge
@@ -35,15 +33,15 @@ def source_stats(name: str, rows_in: int, kept: pl.DataFrame, rejected: pl.DataF
 
 
 def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rules_path: str,
-                 eval_sets: list[dict], decisions_path: str | None = None, refine_cfg: dict | None = None,
+                 eval_questions: list[str], decisions_path: str | None = None, refine_cfg: dict | None = None,
                  refine_judge: dict | None = None, llm_cache: str | None = None, usage_path: str | None = None,
                  benign: bool = True, sample: dict | None = None,
                  english_judge: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """(kept rows, every rejected row with its drop_reason, stats) of one source file.
 
     `clean_cfg` is the source's merged `clean` block; `rules_path` its english-context rules file (a rule
-    input, so editing it reruns the job); `eval_sets` [{path, format}] the sets to decontaminate against
-    (guard sets marked `guard`: read by culturalign.evaluate.guard);
+    input, so editing it reruns the job); `eval_questions` every question of every evaluation set, to
+    decontaminate against (the data stage reads no evaluation set: scripts/data/clean_source.py loads them);
     `benign` says the questions are harmless (knowledge data), for the refinement's refusal test;
     `sample` the source's {n, stratify_by, seed} (after cleaning); `english_judge` the judge config giving
     the English-context rules a second opinion (or None).
@@ -57,11 +55,8 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
         human_rejected = read_decisions(decisions_path, known_ids=rows["id"])
         log.info("%s: %d ids rejected by the reviewer", name, len(human_rejected))
 
-    questions = []
-    if cfg.get("decontaminate", {}).get("enabled", True):
-        for eval_set in eval_sets:
-            questions += (guard_questions(eval_set) if eval_set.get("guard") else
-                          load_questions(eval_set["path"], eval_set.get("format")))
+    questions = eval_questions if cfg.get("decontaminate", {}).get("enabled", True) else []
+    if questions:
         log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
 
     refining = bool((refine_cfg or {}).get("enabled"))

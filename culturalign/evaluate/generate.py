@@ -7,8 +7,8 @@ Two engines produce the same table (id, prompt, answer, prompt_tokens, answer_to
 Both engines tokenize with the model's own chat template here, so they see identical prompts.
 `latency_s` is the wall time of the batch an answer was generated in (the whole run for vLLM).
 
-This is the one local Hugging Face generation path: the `hf` judge (culturalign.llm) loads its model
-with `load_chat_model` and answers with `generate_batched` too.
+The transformers engine is culturalign.hf, the one local Hugging Face generation path: the `hf` judge
+(culturalign.llm) loads its model and answers with it too.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import os
 import time
 
 import polars as pl
-from tqdm import tqdm
 
-from culturalign.io import InputError
+from culturalign.hf import (answer_length, chat_prompts, encode, generate_batched, load_chat_model, load_tokenizer,
+                            stop_ids)
 
 log = logging.getLogger(__name__)
 
@@ -46,89 +46,6 @@ def choose_backend(backend: str = "auto") -> str:
     return "vllm" if torch.cuda.is_available() else "transformers"
 
 
-def require_chat_template(tokenizer, model_dir: str) -> None:
-    """The one chat-template check: conversations are formatted with the model's own template."""
-    if not tokenizer.chat_template:
-        raise InputError(model_dir, "the tokenizer has no chat template; conversations need one "
-                                    "(use an instruct/chat model, or set tokenizer.chat_template)")
-
-
-def chat_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
-    """Each conversation in the chat template, ready for the assistant's next turn."""
-    return [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in conversations]
-
-
-def load_tokenizer(model_dir: str):
-    """The model's tokenizer, checked for a chat template, padding on the left (decoder-only: new tokens
-    must follow the prompt directly) with a pad token."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    require_chat_template(tokenizer, model_dir)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def load_chat_model(model_dir: str):
-    """(model in eval mode on the GPU when there is one, tokenizer as `load_tokenizer` gives it)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    tokenizer = load_tokenizer(model_dir)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(device).eval(), tokenizer
-
-
-def _stop_ids(model, tokenizer) -> set[int]:
-    eos = model.generation_config.eos_token_id if model is not None else None
-    ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    return {i for i in ids if i is not None}
-
-
-def _answer_length(tokens: list[int], stop: set[int]) -> int:
-    """Generated tokens before the first stop token (EOS, or the padding after an early finish)."""
-    return next((k for k, tok in enumerate(tokens) if tok in stop), len(tokens))
-
-
-def generate_batched(model, tokenizer, encoded: list[list[int]], *, max_new_tokens: int, batch_size: int,
-                     temperature: float | None = None, seed: int = 0, progress: bool = True) -> list[dict]:
-    """Answers to token-id prompts with a loaded model, in the prompts' order: {answer, prompt_tokens,
-    answer_tokens, latency_s}. Greedy unless `temperature` is given (then sampled, seeded by `seed`).
-
-    Prompts are batched longest first (similar lengths pad little; an OOM shows at once), left padded.
-    """
-    import torch
-
-    sampling: dict = {"do_sample": False, "num_beams": 1}
-    if temperature:
-        sampling = {"do_sample": True, "temperature": temperature}
-        torch.manual_seed(seed)
-    stop = _stop_ids(model, tokenizer)
-    order = sorted(range(len(encoded)), key=lambda k: -len(encoded[k]))
-    rows: dict[int, dict] = {}
-    for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch", disable=not progress):
-        batch = order[start:start + batch_size]
-        inputs = tokenizer.pad({"input_ids": [encoded[k] for k in batch]}, return_tensors="pt").to(model.device)
-        began = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, use_cache=True,
-                                 pad_token_id=tokenizer.pad_token_id, **sampling)
-        took = time.perf_counter() - began
-        for row, k in enumerate(batch):
-            new = out[row, inputs["input_ids"].shape[1]:].tolist()
-            new = new[:_answer_length(new, stop)]
-            rows[k] = {"answer": tokenizer.decode(new, skip_special_tokens=True).strip(),
-                       "prompt_tokens": len(encoded[k]), "answer_tokens": len(new), "latency_s": took}
-    return [rows[k] for k in range(len(encoded))]
-
-
-def encode(tokenizer, prompts: list[str]) -> list[list[int]]:
-    # The chat template writes the BOS itself, so no special tokens are added again.
-    return [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-
-
 def _vllm(model_dir: str, tokenizer, encoded: list[list[int]], max_new_tokens: int) -> list[dict]:
     from vllm import LLM, SamplingParams
 
@@ -137,11 +54,11 @@ def _vllm(model_dir: str, tokenizer, encoded: list[list[int]], max_new_tokens: i
     outputs = llm.generate([{"prompt_token_ids": ids} for ids in encoded],
                            SamplingParams(temperature=0.0, max_tokens=max_new_tokens), use_tqdm=True)
     took = time.perf_counter() - began
-    stop = _stop_ids(None, tokenizer)
+    stop = stop_ids(None, tokenizer)
     rows = []
     for ids, out in zip(encoded, outputs):
         new = list(out.outputs[0].token_ids)
-        new = new[:_answer_length(new, stop)]
+        new = new[:answer_length(new, stop)]
         rows.append({"answer": tokenizer.decode(new, skip_special_tokens=True).strip(),
                      "prompt_tokens": len(ids), "answer_tokens": len(new), "latency_s": took})
     return rows

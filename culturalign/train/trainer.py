@@ -37,9 +37,9 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback,
                           TrainingArguments)
 
-from culturalign.train.chat import tokenize_all
-from culturalign.evaluate.generate import require_chat_template
+from culturalign.hf import require_chat_template
 from culturalign.io import InputError, read_json, write_json, write_parquet
+from culturalign.train.chat import tokenize_all
 from culturalign.train.packing import flatten_collate, pad_collate, with_positions
 from culturalign.train.plan import make_plan
 
