@@ -1,6 +1,6 @@
 # The loops' decisions: per round, whether its score meets the stage's target, and the selected model
-# (culturalign/loop.py, the one place a pass is decided). Only this rule reads the targets, so changing
-# a target reruns the summaries and what depends on them, never a score or a generation.
+# (culturalign/loop/decisions.py, the one place a pass is decided). Only this rule reads the targets, so
+# changing a target reruns the summaries and what depends on them, never a score or a generation.
 
 
 rule loop_summary:

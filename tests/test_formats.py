@@ -1,4 +1,4 @@
-"""Readers of the training sources (culturalign/formats.py): every format, every bad input, the real files."""
+"""Readers of the training sources (culturalign/data/formats.py): every format, every bad input, the real files."""
 from __future__ import annotations
 
 import json

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from culturalign.train import trainer as train
+from culturalign.train import trainer
 
 log = logging.getLogger("culturalign.train.launch")
 
@@ -69,9 +69,9 @@ def run(command: list[str], log_path: str | None) -> None:
 def train_model(*, model: str, data: str, output: str, workdir: str, train_cfg: dict, epochs: float,
                 log_path: str | None = None) -> None:
     """Prepare (validate, tokenise, plan) here, then train on nodes x nproc_per_node workers."""
-    args_json = train.prepare(model=model, data=data, output=output, workdir=workdir,
-                              train_cfg=train_cfg, epochs=epochs)
-    own = train.own_options(train_cfg)
+    args_json = trainer.prepare(model=model, data=data, output=output, workdir=workdir,
+                                train_cfg=train_cfg, epochs=epochs)
+    own = trainer.own_options(train_cfg)
     run(launch_command(own["nodes"], own["nproc_per_node"], args_json, os.environ), log_path)
     if not Path(output, "config.json").is_file():
         raise RuntimeError(f"training finished but {output} holds no model")
