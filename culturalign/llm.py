@@ -31,6 +31,7 @@ from typing import Any
 import openai
 from tqdm import tqdm
 
+from culturalign.hf import chat_prompts, encode, generate_batched, load_chat_model
 from culturalign.io import write_json
 
 log = logging.getLogger(__name__)
@@ -383,15 +384,11 @@ class HFBackend(Backend):
         """Load the model only when some request is not cached: a fully cached rerun needs no model."""
         if self._model is not None:
             return
-        from culturalign.hf import load_chat_model
-
         if not Path(self.model).is_dir():
             raise LLMConfigError(f"hf judge: model directory {self.model} does not exist")
         self._model, self._tokenizer = load_chat_model(self.model)
 
     def _answer(self, todo, params, attempt, replies):
-        from culturalign.hf import chat_prompts, encode, generate_batched
-
         self._load()
         max_new = int(params.get("max_new_tokens", params.get("max_tokens", self.max_new_tokens)))
         # Attempt 0 greedy (unless the call asks for a temperature); a retry samples, seeded by the attempt.
