@@ -156,7 +156,7 @@ def safety_prompts() -> tuple[dict, list[dict]]:
     for scenario, index in dirty["duplicates"].items():
         data[scenario].append(dict(data[scenario][index]))
     english = dirty["english"]
-    data[english["type"]].append(english)
+    data[english["type"]].append(dict(english))
     return data, clean
 
 
