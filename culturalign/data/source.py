@@ -69,7 +69,7 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
     kept, rejected, dropped, notes = clean_frame(
         rows, cfg, eval_questions=questions, human_rejected=human_rejected, sample=sample,
         english_judge=english_judge, llm_cache=llm_cache,
-        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json", refine_code=refine_code)
+        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json", refining=refining)
 
     refined = 0
     if refining:
