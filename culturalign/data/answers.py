@@ -75,6 +75,9 @@ def missing_content(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
 
 # --- language -----------------------------------------------------------------------------------------
 CODE_BLOCK = r"(?s)```.*?(?:```|$)"
+# A line of code outside a fenced block: code syntax, indentation, or a keyword that starts a statement.
+CODE_LINE = (r"(?m)^(?:[ \t]{2,}.*|.*(?:[;{}=<>]|\w\(|//|#\s).*|[ \t]*(?:def|class|import|from|for|while|if|return|print|"
+             r"SELECT|UPDATE|INSERT|DELETE|CREATE|public|function|const|let|var|#include)\b.*)$")
 HAN = r"\p{Han}"
 LATIN_WORD = r"[A-Za-z]{2,}"
 # Prompts whose answer may rightly be in English or hold much Latin text.
@@ -91,7 +94,7 @@ def _share(text: pl.Expr, pattern: str) -> pl.Expr:
 
 def wrong_language(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
     """True where the answer is not in the language the prompt asks for (module doc)."""
-    prose = answer.str.replace_all(CODE_BLOCK, "")
+    prose = answer.str.replace_all(CODE_BLOCK, "").str.replace_all(CODE_LINE, "")
     english_prose = (_share(prose, HAN) < 0.2) & (prose.str.count_matches(LATIN_WORD) >= 4)
     chinese_request = (_share(prompt, HAN) > 0.6) & ~prompt.str.contains(FOREIGN_OK)
     # A translation into English that came out Chinese: the answer has almost no Latin words.
@@ -163,9 +166,9 @@ def count_violated(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
 
 # --- degenerate and truncated --------------------------------------------------------------------------------
 def degenerate(answer: pl.Expr) -> pl.Expr:
-    """True where at least four sentences/lines of 6+ characters are there and at most half of them differ."""
+    """True where at least four sentences/lines of 4+ characters are there and at most half of them differ."""
     pieces = answer.str.replace_all(r"[。！？!?\n]+", "\x00").str.split("\x00").list.eval(
-        pl.element().str.strip_chars().filter(pl.element().str.strip_chars().str.len_chars() >= 6))
+        pl.element().str.strip_chars().filter(pl.element().str.strip_chars().str.len_chars() >= 4))
     return (pieces.list.len() >= 4) & (pieces.list.n_unique() * 2 <= pieces.list.len())
 
 
@@ -179,7 +182,7 @@ def truncated(answer: pl.Expr) -> pl.Expr:
     last_line = text.str.extract(r"([^\n]*)$", 1)
     cut = text.str.contains(CUT_OFF)
     mid_sentence = last_line.str.contains(r"\p{Han}[^\n]*[，,][^\n]*[\p{Han}0-9]$") & (last_line.str.len_chars() >= 30)
-    code = text.str.contains(r"```|[{};]\s*$|^\s*(?:def|class|import|SELECT|<)")
+    code = text.str.contains(r"```") | last_line.str.contains(CODE_LINE)
     return (cut | mid_sentence) & ~code
 
 

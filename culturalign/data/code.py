@@ -41,7 +41,7 @@ C_FAMILY = [   # Java, C, C++, C#, JavaScript, Go
     r"(?:^|[\s(;{])(?:整数|整型|字符串|布尔值?|双精度|浮点数?|长整型|字符)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*(?:=[^=]|;|；|\[\])",  # 整数 总和 = 0;
     r"\b(?:int|long|double|float|char|bool|boolean|String|var|let|const|auto)\s+\p{Han}[\w\p{Han}]*\s*(?:=[^=]|;|\[)",  # int 总和 = 0;
     r"\b(?:new|新)\s+(?:随机|扫描仪|字符串|数组列表|列表|对象|日期)\s*\(|新\s+[A-Z]\w*\s*\(",   # new 随机(), 新 Scanner(
-    r"System\.out\.(?:打印|打印输出)|(?:系统|System)\.(?:出|out)\.(?:println|打印)|控制台\.(?:日志|log)|console\.(?:日志|记录)",
+    r"System\.out\.打印|系统\.(?:出|out)\.\w+|System\.出\.\w+|控制台\.(?:日志|log)|console\.(?:日志|记录)",
     r"(?:文档|document)\.(?:获取|getElementById|querySelector)\w*|document\.获取",
     r"addEventListener\s*\(\s*['\"‘“]\s*\p{Han}|\.(?:on|添加事件监听器)\s*\(\s*['\"‘“]\s*\p{Han}{1,4}['\"’”]",  # "点击"
     r"#\s*(?:包括|包含|定义)\s*[<\"]|(?:^|\s)使用\s+命名空间\s+std|std::(?:计数|输出|字符串|向量)",   # #包括 <stdio.h>

@@ -37,7 +37,8 @@ SYSTEM = (
     "重复、被截断、答非所问）。只输出一个 JSON 对象，不要其他文字："
     '{"sound": true 或 false, "problem": null 或 "english_bound" 或 "translated_code" 或 "broken", '
     '"confidence": 0 到 1 之间的数（你对判断的把握）, "why": "一句话理由"}')
-CODE_HINT = r"(?i)```|(?:^|\n)\s*(?:def|class|import|select|update|insert|function|public|var|let|const|#include)\b|<[a-z]+[\s>]|[{};]\s*(?:\n|$)"
+CODE_HINT = (r"(?i)```|(?:^|\n)\s*(?:def|class|import|select|update|insert|function|public|var|let|const|#include|print)\b"
+             r"|<[a-z]+[\s>]|[{};]\s*(?:\n|$)|[a-z_]\w*(?:\.\w+)*\(")
 ANSWER_HINT = (answers.NUM + r"\s*个?(?:汉)?字|" + answers.NUM + r"\s*(?:个|种|条|项|点|句)|" + answers.POINTS_AT
                + r"|" + answers.URL)
 UNFINISHED = r"[\p{Han}A-Za-z0-9]\s*$"
@@ -78,8 +79,9 @@ def request(prompt: str, answer: str) -> list[dict]:
 
 
 def ask(prompts: list[str], replies_to: list[str], judge_cfg: dict, cache: str | None,
-        usage: str | None) -> list[dict | None]:
-    """The judge's verdict per (prompt, answer), None where it gave no usable one."""
+        usage: str | None) -> tuple[list[dict | None], int]:
+    """(The judge's verdict per (prompt, answer), None where it gave no usable one; how many were not
+    sent because the judge's budget was spent)."""
     from culturalign import llm  # the OpenAI client is imported only when a judge is configured
     backend = llm.make_backend(judge_cfg, cache, usage)
     try:
@@ -87,7 +89,7 @@ def ask(prompts: list[str], replies_to: list[str], judge_cfg: dict, cache: str |
                                    temperature=0.0, max_tokens=200)
     finally:
         backend.close()
-    return [parse(reply) for reply in replies]
+    return [parse(reply) for reply in replies], backend.usage.budget_skipped
 
 
 def second_opinion(work: pl.DataFrame, cfg: dict, judge_cfg: dict, cache: str | None,
@@ -102,7 +104,8 @@ def second_opinion(work: pl.DataFrame, cfg: dict, judge_cfg: dict, cache: str | 
     if cfg.get("max_rows") is not None and len(index) > cfg["max_rows"]:
         skipped, index = len(index) - cfg["max_rows"], index.head(cfg["max_rows"])
     picked = work.select("prompt", "answer").gather(index)
-    verdicts = ask(picked["prompt"].to_list(), picked["answer"].to_list(), judge_cfg, cache, usage) if len(index) else []
+    verdicts, over_budget = ask(picked["prompt"].to_list(), picked["answer"].to_list(), judge_cfg, cache, usage) \
+        if len(index) else ([], 0)
     metas, reasons = work["meta"].to_list(), work["drop_reason"].to_list()
     row_flags = work["flags"].to_list()
     dropped = {f"judge_{v}": 0 for v in VERDICTS}
@@ -114,7 +117,8 @@ def second_opinion(work: pl.DataFrame, cfg: dict, judge_cfg: dict, cache: str | 
             reasons[i] = f"judge_{verdict['problem']}"
             dropped[reasons[i]] += 1
     note = {"on": True, "ask": cfg["ask"], "flagged": int(work.select(alive & (pl.col("flags") != "")).to_series().sum()),
-            "asked": len(index), "failed": sum(v is None for v in verdicts), "skipped": skipped, "dropped": dropped}
+            "asked": len(index), "failed": sum(v is None for v in verdicts) - over_budget,
+            "budget_skipped": over_budget, "skipped": skipped, "dropped": dropped}
     log.info("second opinion: %s", note)
     return work.with_columns(meta=pl.Series("meta", metas, dtype=pl.String),
                              drop_reason=pl.Series("drop_reason", reasons, dtype=pl.String)), note
