@@ -75,10 +75,11 @@ def missing_content(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
 
 # --- language -----------------------------------------------------------------------------------------
 CODE_BLOCK = r"(?s)```.*?(?:```|$)"
+CODE_SYNTAX = r"[;{}=<>]|[A-Za-z_]\w*\(|(?m)^[ \t]{2,}\S"
 # A line of code outside a fenced block: code syntax, indentation, or a keyword that starts a statement.
 CODE_LINE = (r"(?m)^(?:[ \t]{2,}.*|.*(?:[;{}=<>]|\w\(|//|#\s).*|[ \t]*(?:def|class|import|from|for|while|if|return|print|"
-             r"SELECT|UPDATE|INSERT|DELETE|CREATE|public|function|const|let|var|#include)\b.*)$")
-HAN = r"\p{Han}"
+             r"SELECT|UPDATE|INSERT|DELETE|CREATE|public|function|const|let|var|#include)(?-u:\b).*)$")
+HAN = r"[\x{3400}-\x{4DBF}\x{4E00}-\x{9FFF}\x{F900}-\x{FAFF}]"   # CJK ideographs (a small class: fast)
 LATIN_WORD = r"[A-Za-z]{2,}"
 # Prompts whose answer may rightly be in English or hold much Latin text.
 FOREIGN_OK = (r"(?i)英[文语]|english|翻译|译|外语|拼音|代码|程序|编程|函数|sql|python|java|html|css|json|正则|命令|"
@@ -87,18 +88,41 @@ INTO_ENGLISH = r"(?:翻译|译|翻|转换|改写)(?:成|为|到|至)\s*(?:英[�
 INTO_CHINESE = r"(?:翻译|译|翻)(?:成|为|到|至)\s*(?:中文|汉语|普通话)"
 
 
+def _gated(prompt: pl.Expr, answer: pl.Expr, candidate, check) -> pl.Expr:
+    """`check(prompt, answer)` on the rows where the cheap `candidate(prompt, answer)` holds, False on the
+    others: one cheap pass over every row, the costly regexes on the few candidates only (a when/then
+    would run them on every row). Row by row all the same: a row's verdict depends on that row alone."""
+    def run(pairs: pl.Series) -> pl.Series:
+        rows = pairs.struct.unnest()
+        index = rows.select(candidate(pl.col("p"), pl.col("a")).fill_null(False)).to_series().arg_true()
+        result = pl.Series(pairs.name, [False] * len(rows), dtype=pl.Boolean)
+        if len(index):
+            hits = rows[index].select(check(pl.col("p"), pl.col("a")).fill_null(False)).to_series()
+            result = result.scatter(index, hits)
+        return result
+    return pl.struct(p=prompt, a=answer).map_batches(run, return_dtype=pl.Boolean)
+
+
 def _share(text: pl.Expr, pattern: str) -> pl.Expr:
-    letters = text.str.count_matches(r"[\p{Han}A-Za-z]")
+    letters = text.str.count_matches(pattern) + text.str.count_matches(r"[A-Za-z]")
     return (text.str.count_matches(pattern) / letters).fill_nan(0.0)
 
 
 def wrong_language(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
-    """True where the answer is not in the language the prompt asks for (module doc)."""
-    prose = answer.str.replace_all(CODE_BLOCK, "").str.replace_all(CODE_LINE, "")
-    english_prose = (_share(prose, HAN) < 0.2) & (prose.str.count_matches(LATIN_WORD) >= 4)
+    """True where the answer is not in the language the prompt asks for (module doc). An answer with code
+    syntax outside fenced blocks is code, not prose in another language, and is left alone."""
+    return _gated(prompt, answer, lambda p, a: (a.str.count_matches(LATIN_WORD) >= 4) | p.str.contains(INTO_ENGLISH),
+                  _wrong_language)
+
+
+def _wrong_language(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
+    into_english = prompt.str.contains(INTO_ENGLISH)
+    prose = answer.str.replace_all(CODE_BLOCK, "")
+    words, han = prose.str.count_matches(LATIN_WORD), _share(prose, HAN)
+    english_prose = (words >= 4) & (han < 0.2) & ~prose.str.contains(CODE_SYNTAX)
     chinese_request = (_share(prompt, HAN) > 0.6) & ~prompt.str.contains(FOREIGN_OK)
     # A translation into English that came out Chinese: the answer has almost no Latin words.
-    not_english = prompt.str.contains(INTO_ENGLISH) & (_share(prose, HAN) > 0.8) & (prose.str.count_matches(LATIN_WORD) < 2)
+    not_english = into_english & (han > 0.8) & (words < 2)
     not_chinese = prompt.str.contains(INTO_CHINESE) & english_prose & (prompt.str.count_matches(LATIN_WORD) >= 3)
     return (chinese_request & english_prose) | not_english | not_chinese
 
@@ -130,7 +154,11 @@ def _han(answer: pl.Expr) -> pl.Expr:
 
 def length_violated(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
     """True where a stated length is clearly missed: a limit exceeded by more than 50 % (+10 characters),
-    a target length missed by more than a factor of two, more than N+1 sentences for "用N句话"."""
+    a target length off by more than half, more than N+1 sentences for "用N句话"."""
+    return _gated(prompt, answer, lambda p, a: p.str.contains(r"字|句"), _length_violated)
+
+
+def _length_violated(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
     ok = ~prompt.str.contains(NOT_A_LENGTH)
     limit = _number(prompt.str.extract("(" + NUM + r")\s*个?(?:汉)?字(?:以内|之内|以下|内)", 1)
                     .fill_null(prompt.str.extract(r"(?:不超过|不多于|少于|最多|限)\s*(" + NUM + r")\s*个?(?:汉)?字", 1)))
@@ -156,6 +184,10 @@ ONE_ITEM = (r"(?:给出|提供|建议|推荐|命名|想出|生成|说出|举出|
 
 def count_violated(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
     """True where the prompt asks for N items and the answer's numbered list holds a different number."""
+    return _gated(prompt, answer, lambda p, a: a.str.contains(NUMBERED), _count_violated)
+
+
+def _count_violated(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
     asked = _number(prompt.str.extract(_ASKS_N, 1))
     items = answer.str.count_matches(NUMBERED)
     many = (asked >= 2) & (asked <= 20) & (items >= 2) & (items != asked) \
@@ -167,6 +199,10 @@ def count_violated(prompt: pl.Expr, answer: pl.Expr) -> pl.Expr:
 # --- degenerate and truncated --------------------------------------------------------------------------------
 def degenerate(answer: pl.Expr) -> pl.Expr:
     """True where at least four sentences/lines of 4+ characters are there and at most half of them differ."""
+    return _gated(answer, answer, lambda p, a: a.str.count_matches(r"[。！？!?\n]") >= 4, lambda p, a: _degenerate(a))
+
+
+def _degenerate(answer: pl.Expr) -> pl.Expr:
     pieces = answer.str.replace_all(r"[。！？!?\n]+", "\x00").str.split("\x00").list.eval(
         pl.element().str.strip_chars().filter(pl.element().str.strip_chars().str.len_chars() >= 4))
     return (pieces.list.len() >= 4) & (pieces.list.n_unique() * 2 <= pieces.list.len())
@@ -178,8 +214,16 @@ LONG_CLAUSE = r"(?m)[^\n]{30,}$"
 
 def truncated(answer: pl.Expr) -> pl.Expr:
     """True where the answer stops mid-sentence (module doc); code answers are left alone."""
+    return _gated(answer, answer, lambda p, a: ~a.str.strip_chars().str.slice(-1).is_in(list(ENDS)),
+                  lambda p, a: _truncated(a))
+
+
+ENDS = "。！？!?.…」』”\"'）)】]》>~～*`"   # an answer ending in one of these is finished
+
+
+def _truncated(answer: pl.Expr) -> pl.Expr:
     text = answer.str.strip_chars()
-    last_line = text.str.extract(r"([^\n]*)$", 1)
+    last_line = text.str.split("\n").list.last()
     cut = text.str.contains(CUT_OFF)
     mid_sentence = last_line.str.contains(r"\p{Han}[^\n]*[，,][^\n]*[\p{Han}0-9]$") & (last_line.str.len_chars() >= 30)
     code = text.str.contains(r"```") | last_line.str.contains(CODE_LINE)

@@ -552,7 +552,8 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
         before = checks[:[reason for reason, _ in checks].index("english_context")]
         work, notes["english_context"] = _second_opinion(work, _first_reason(before), cfg["english_context"]["ask"],
                                                          english_judge, llm_cache, llm_usage)
-    work = work.with_columns(drop_reason=_first_reason(checks))
+    # lazily: the optimiser computes an expression that several checks share (a gated text, a share) once
+    work = work.lazy().with_columns(drop_reason=_first_reason(checks)).collect()
     notes["second_opinion"] = {"on": False}
     if cfg["second_opinion"]["judge"]:
         if opinion_judge is None:

@@ -37,7 +37,7 @@ SYSTEM = (
     "重复、被截断、答非所问）。只输出一个 JSON 对象，不要其他文字："
     '{"sound": true 或 false, "problem": null 或 "english_bound" 或 "translated_code" 或 "broken", '
     '"confidence": 0 到 1 之间的数（你对判断的把握）, "why": "一句话理由"}')
-CODE_HINT = (r"(?i)```|(?:^|\n)\s*(?:def|class|import|select|update|insert|function|public|var|let|const|#include|print)\b"
+CODE_HINT = (r"(?i)```|(?:^|\n)\s*(?:def|class|import|select|update|insert|function|public|var|let|const|#include|print)(?-u:\b)"
              r"|<[a-z]+[\s>]|[{};]\s*(?:\n|$)|[a-z_]\w*(?:\.\w+)*\(")
 ANSWER_HINT = (answers.NUM + r"\s*个?(?:汉)?字|" + answers.NUM + r"\s*(?:个|种|条|项|点|句)|" + answers.POINTS_AT
                + r"|" + answers.URL)
