@@ -62,6 +62,10 @@ ENGLISH_BOUND = [
     ("从英语翻译成西班牙语：今天是星期一。", "今天是星期一。"),                                  # other target
     ("请将这句话译成日语：我喜欢吃寿司。", "我喜欢吃寿司。"),
     ("将以下英文句子翻译成中文：我今天很忙。", "我今天很忙。"),                                  # void source
+    ("这句话有几个名词：小猫在花园里追蝴蝶。", "三个：小猫、花园、蝴蝶。"),
+    ("写出三个以 -ing 结尾的词。", "跑步、唱歌、跳舞。"),                                       # suffixes
+    ("写一首AABBA韵式的五行打油诗。", "小猫爱吃鱼。"),                                          # verse forms
+    ("把这句话改写得更礼貌：give me the book right now.", "请把书给我。"),                       # English sentence
 ]
 STAYS = [
     ("将“我爱你”翻译成英文。", "I love you."),                                               # into English
@@ -77,6 +81,8 @@ STAYS = [
     ("用Python实现凯撒密码的加密函数。", "def caesar(text, k):\n    return text"),            # code on ciphers
     ("想出一个关于猫的双关语。", "猫咪很“喵”妙。"),                                          # writing a pun
     ("分析这首诗的修辞手法：床前明月光，疑是地上霜。", "比喻。"),
+    ("推荐一部像 The Shawshank Redemption 这样的电影。", "《阿甘正传》。"),                     # English titles
+    ("给下面的句子加上标点：我们明天去公园吧", "我们明天去公园吧。"),                            # Chinese punctuation
 ]
 
 
