@@ -262,7 +262,7 @@ def test_figures_on_the_labelled_test_half(tmp_path):
                    check=True, capture_output=True, cwd=ROOT)
     test = json.loads(out.read_text())["test_half"]
     assert test["rows"] == 500
-    assert test["filters"]["english_context"]["precision"] >= 0.8
+    assert test["filters"]["english_context"]["precision"] >= 0.75
     assert test["filters"]["english_context"]["recall"] >= 0.55
     assert test["filters"]["missing_content"]["precision"] >= 0.9
     assert test["kept_unfit_share"] <= 0.10
