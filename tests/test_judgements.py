@@ -176,6 +176,13 @@ def test_sound_answers_stay():
     assert by_prompt(SOUND) == {max(p, a, key=len): None for p, a in SOUND}
 
 
+def test_an_english_answer_stays_where_the_chinese_prompt_asks_for_english():
+    english = "Spring is the season of renewal. Flowers bloom, birds return and the days grow longer and warmer."
+    pairs = [("用英语写一段关于春天的短文。", english), ("写一段关于春天的短文。", english)]
+    kept, rejected, _, _ = clean_frame(frame(pairs), {"near_dedup": {"enabled": False}})
+    assert kept["id"].to_list() == ["r0"] and rejected["drop_reason"].to_list() == ["low_cjk_share"]
+
+
 def test_stats_list_the_filters_that_ran_and_the_second_opinion_off():
     _, _, dropped, notes = clean_frame(frame([("总结以下文章。", LONG)]), BASE)
     assert notes["second_opinion"] == {"on": False}

@@ -314,8 +314,11 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: 
         checks.append(("english_context", pl.col("english")))  # the rules' or the judge's verdict
     if cfg["translated_code"]:
         checks.append(("translated_code", translated_code(pl.col("prompt" if refining else "text"))))
-    if cfg["cjk"]["enabled"]:   # code blocks are no language: a Chinese question may rightly get mostly code
-        prose = pl.col("text").str.replace_all(answers.CODE_BLOCK, "")
+    if cfg["cjk"]["enabled"]:
+        # Code blocks are no language (a Chinese question may rightly get mostly code), and a Chinese prompt
+        # that asks for English (翻译成英文, 用英语写) is judged on the prompt alone: its answer is meant to be English.
+        asks_english = pl.col("prompt").str.contains(answers.INTO_ENGLISH)
+        prose = pl.when(asks_english).then(pl.col("prompt")).otherwise(pl.col("text")).str.replace_all(answers.CODE_BLOCK, "")
         non_space = prose.str.len_chars() - prose.str.count_matches(r"\s")
         share = prose.str.replace_all(NOT_CJK, "").str.len_chars() / non_space
         checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
