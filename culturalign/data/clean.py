@@ -14,11 +14,22 @@ look across rows (contamination, exact and near duplicates) on the rows still al
                     answer that is right for its task is kept (SHORT_ANSWER_FITS: a number for a
                     calculation, yes/no for a yes/no question, a label for a classification or a
                     choice, a name for an extraction)
-  low_cjk_share     CJK characters / non-space characters of the conversation < cjk.min_share
-  english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path);
-                    with `english_context.judge`, an LLM decides the rows only a hint fired on
-                    (ask: unsure) or all rows (ask: all), and meta records {english, by: rule|llm, rule}
-  translated_code   code whose keywords were machine-translated (导入 numpy 为 np, 定义 f(x): 返回 x)
+  missing_content   the task needs a text, picture, link, attachment or video that is not in the row
+                    (culturalign/data/answers.py; a row that only carries a URL goes here)
+  english_context   an English-bound task by what it asks (culturalign/data/english_context.yaml, or cfg
+                    path; rules read the prompt and, where a rule says so, the answer); with
+                    `english_context.judge`, an LLM decides the rows only a hint fired on (ask: unsure)
+                    or all rows (ask: all), and meta records {english, by: rule|llm, rule}
+  translated_code   code or markup in any language with machine-translated keywords, tags, types or
+                    identifiers, or full-width syntax (culturalign/data/code.py)
+  low_cjk_share     CJK characters / non-space characters of the conversation (fenced code left out; a
+                    prompt asking for English is judged alone) < cjk.min_share
+  answer_language / answer_length / answer_count / degenerate / truncated
+                    the answer checks of culturalign/data/answers.py (`answers:` switches); with
+                    refinement on they (and translated code in an answer) are left to refinement
+  judge_english_bound / judge_translated_code / judge_broken
+                    the judge's second opinion on flagged rows (`second_opinion.judge`,
+                    culturalign/data/opinion.py)
   contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
   exact_duplicate   same dedup key as an earlier row (the first one is kept)
   near_duplicate    MinHash near duplicate of an earlier row's dedup key (culturalign/dedup.py)
@@ -316,8 +327,9 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: 
         checks.append(("translated_code", translated_code(pl.col("prompt" if refining else "text"))))
     if cfg["cjk"]["enabled"]:
         # Code blocks are no language (a Chinese question may rightly get mostly code), and a Chinese prompt
-        # that asks for English (翻译成英文, 用英语写) is judged on the prompt alone: its answer is meant to be English.
-        asks_english = pl.col("prompt").str.contains(answers.INTO_ENGLISH)
+        # that asks for English (翻译成英文, 用英语写) is judged on the prompt alone: its answer is meant to be
+        # English. So is every prompt when refining: an answer in the wrong language is refinement's to fix.
+        asks_english = pl.col("prompt").str.contains(answers.INTO_ENGLISH) | pl.lit(refining)
         prose = pl.when(asks_english).then(pl.col("prompt")).otherwise(pl.col("text")).str.replace_all(answers.CODE_BLOCK, "")
         non_space = prose.str.len_chars() - prose.str.count_matches(r"\s")
         share = prose.str.replace_all(NOT_CJK, "").str.len_chars() / non_space

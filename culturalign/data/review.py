@@ -91,7 +91,8 @@ def drop_summary(rejected: pl.DataFrame, examples: int = 3, seed: int = 0, rules
               .sort(pl.col("count"), pl.col("drop_reason"), pl.col("pick"), descending=[True, False, False])
               .with_columns(prompt=_turns("user").str.slice(0, max_chars), answer=_turns("assistant").str.slice(0, max_chars),
                             rule=pl.when(pl.col("drop_reason") == "english_context")
-                            .then(clean.first_fired(_turns("user").str.normalize("NFKC"), clean.load_rules(rules)))))
+                            .then(clean.first_fired(_turns("user").str.normalize("NFKC"), clean.load_rules(rules),
+                                                   _turns("assistant").str.normalize("NFKC")))))
     summary: dict[str, dict] = {}
     for row in picked.iter_rows(named=True):
         entry = summary.setdefault(row["drop_reason"], {"count": row["count"], "examples": []})
