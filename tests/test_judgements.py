@@ -117,6 +117,11 @@ TRANSLATED = [
     "对于 i 在 range(5):\n    打印(i)",                                                       # Python
     "def greet(name)：\n    print（\"你好\" + name）",                                          # full-width syntax
     "{\"active\": 真, \"count\": 3}",                                                          # JSON
+    "name = 输入(\"请输入名字：\")\n打印(\"你好，\" + name)",                                      # Python with strings
+    "for i in 范围(10):\n    print(i)",
+    "窗口.警报(\"欢迎\");",                                                                    # JavaScript
+    "SELECT 计数(*) FROM orders;",                                                             # SQL
+    "<按钮 type=\"submit\">提交</按钮>",                                                         # HTML
 ]
 INTACT = [
     "SELECT name, age FROM employees WHERE age > 30; -- 查询30岁以上的员工",
@@ -128,6 +133,11 @@ INTACT = [
     "{\"姓名\": \"张三\", \"年龄\": 25}",
     "从客户名单中选择一位幸运者，送出礼品。",
     "如果明天下雨，我们就不去公园了，否则就去。",
+    "让 x = 2，则 2x + 1 = 5。",                                                              # translated maths
+    "猫 Tom 跳上了桌子。",
+    "wifi（无线网络）",
+    "请在<姓名>处填写你的名字。",
+    "长度(m)与时间(s)的关系如下。",
 ]
 
 

@@ -26,6 +26,8 @@ PYTHON = [
     r"^[ \t]*(?:定义|高清|防御)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*\([^()\n]*\)\s*[:：]",      # 定义 add(x):
     r"^[ \t]*(?:def|class)\s+[A-Za-z_]\w*\s*(?:\([^()\n]*\))?\s*：",                       # def f(x)：
     r"^[ \t]*(?:返回|打印)\s*[A-Za-z0-9_(\[\"'][^\n\p{Han}]*$",                            # 返回 x + 2
+    r"^[ \t]*打印\s*\([^\n]*\)[ \t]*;?[ \t]*$",                                          # 打印("你好")
+    r"(?:=|(?-u:\b)in|在)\s*(?:输入|范围|长度|列表|字典|整数|字符串|浮点)\s*\(",                  # x = 输入(...), in 范围(10)
     r"^[ \t]*(?:如果|否则如果|而|当)\s+[^\n\p{Han}]+[:：][ \t]*$",                          # 如果 x > 0:
     r"^[ \t]*(?:否则|别的)\s*[:：][ \t]*$",                                            # else:
     r"^[ \t]*对于\s+[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s+(?:在|中|于)\s+[^\n]*[:：][ \t]*$",  # for i in ...:
@@ -35,7 +37,9 @@ PYTHON = [
     r"(?:^|[^\w])(?:真|假|无)\s*(?:==|!=)|(?:==|!=|=)\s*(?:真|假|无)[ \t]*(?:$|[)\]:,])",     # x == 真, return 无
 ]
 C_FAMILY = [   # Java, C, C++, C#, JavaScript, Go
-    r"^[ \t]*(?:函数|功能|常量|让|变量|变)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*(?:\(|=)",    # 函数 f(x) {, 常量 x = 1
+    r"^[ \t]*(?:函数|功能)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*\([^()\n]*\)\s*\{?[ \t]*$",    # 函数 f(x) {
+    r"函数\s*\([^()\n]*\)\s*\{",                                                          # function() {
+    r"^[ \t]*(?:常量|让|变量|变)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*=[^=\n;；]*[;；][ \t]*$",  # 常量 x = 1;
     r"(?:公共|公开|私有|私人|受保护)\s+(?:静态\s+)?(?:无效|类|空|整数|字符串|布尔|双|int|void|String|static)[\s(]",  # public static void
     r"(?:public|private|static|protected)\s+(?:static\s+)?(?:无效|空|整数|字符串|布尔|双|主)[\s(]",
     r"(?:^|[\s(;{])(?:整数|整型|字符串|布尔值?|双精度|浮点数?|长整型|字符)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*(?:=[^=]|;|；|\[\])",  # 整数 总和 = 0;
@@ -43,6 +47,8 @@ C_FAMILY = [   # Java, C, C++, C#, JavaScript, Go
     r"(?:^|[^A-Za-z0-9_])(?:new|新)\s+(?:随机|扫描仪|字符串|数组列表|列表|对象|日期)\s*\(|新\s+[A-Z]\w*\s*\(",   # new 随机(), 新 Scanner(
     r"System\.out\.打印|系统\.(?:出|out)\.\w+|System\.出\.\w+|控制台\.(?:日志|log)|console\.(?:日志|记录)",
     r"(?:文档|document)\.(?:获取|getElementById|querySelector)\w*|document\.获取",
+    r"窗口\.(?:alert|onload|location|警报|addEventListener)|警报\s*\(\s*[\"'“‘]",           # window.alert, alert(
+    r"(?:整数|字符串|浮点|双精度)\s*\[\s*\]\s*[A-Za-z_\p{Han}]",                             # int[] a
     r"addEventListener\s*\(\s*['\"‘“]\s*\p{Han}|\.(?:on|添加事件监听器)\s*\(\s*['\"‘“]\s*\p{Han}{1,4}['\"’”]",  # "点击"
     r"#\s*(?:包括|包含|定义)\s*[<\"]|(?:^|\s)使用\s+命名空间\s+std|std::(?:计数|输出|字符串|向量)",   # #包括 <stdio.h>
     r"^[ \t]*(?:如果|而|对于|当)\s*\([^\n]*\)\s*\{",                                      # 如果 (x > 0) {
@@ -62,18 +68,20 @@ SQL = [
     r"(?:分组|组|排序|订购|订单)\s*(?:通过|依据|按|由)\s+[A-Za-z_][\w.]*(?:\s+(?:DESC|ASC|降序|升序))?\s*[;；]?[ \t]*$",  # ORDER BY
     r"(?i:(?-u:\b)(?:where|and|or|having)\s+[A-Za-z_]\w*\s*(?:=|>|<)\s*[^\n]{1,40}?\s)(?:和|或|与)\s+[A-Za-z_]\w*\s*(?:=|>|<)",
     r"(?:创建|删除)\s*(?:表|TABLE)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*\(",                     # 创建表 t (
+    r"计数\s*\(\s*\*\s*\)",                                                                  # COUNT(*)
     r"(?i:(?-u:\b)(?:select|delete)(?-u:\b))\s+[^\n]{0,80}(?i:(?-u:\b)from(?-u:\b))\s+\p{Han}+\s+(?i:where)(?-u:\b)",   # FROM 客户 WHERE
 ]
 MARKUP = [
     r"<\s*(?:标题|段落|头|身体|正文|主体|链接|图片|图像|按钮|表格|表单|输入|列表|项目|脚本|样式|分区|跨度|元|强调|粗体)\s*(?:\s[^<>\n]*)?>[^<\n]*</\s*\p{Han}{1,4}\s*>",  # <标题>..</标题>
     r"</\s*(?:标题|段落|头|身体|正文|主体|链接|按钮|表格|表单|列表|脚本|样式|分区|跨度|超文本)\s*>",
+    r"<\p{Han}{1,4}\s+[a-z]+\s*=\s*[\"']",                                                 # <按钮 type="submit">
     r"<(?:div|p|a|span|img|button|input|form|table|td|tr|li|ul|ol|h[1-6]|body|section|link|script)(?-u:\b)[^<>\n]*\s(?:类|风格|样式|标识|源|链接|名称|类型|值|宽度|高度)\s*=",   # class→类
     r"<!(?:文档类型|DOCTYPE\s+\p{Han})",
     r"\{[^{}]*(?:^|[;{\s])(?:颜色|背景颜色|背景|字体大小|字体粗细|字体|边距|外边距|内边距|宽度|高度|边框|显示|位置|填充|文本对齐|对齐)\s*[:：]\s*[^;；{}\n]+[;；]",  # 颜色: 红色;
     r"(?i:(?-u:\b)(?:color|background-color|background|display|position|text-align|float|border-style|font-weight|visibility))\s*:\s*(?:红色|蓝色|绿色|白色|黑色|黄色|灰色|块|无|居中|左|右|中心|绝对|相对|固定|粗体|隐藏|可见|实线|继承)\s*[;}]",
 ]
 SHELL_JSON = [
-    r"(?m:^[ \t]*\$?[ \t]*(?:光盘|回声|须藤|猫|触摸|制作目录)\s+[-\"'./~$A-Za-z_])",            # cd → 光盘, echo → 回声
+    r"(?m:^[ \t]*\$?[ \t]*(?:光盘|回声|须藤|制作目录)\s+[-\"'./~$A-Za-z_])",                     # cd → 光盘, echo → 回声
     r"(?-u:\b)(?:pip3?|npm|apt|apt-get|yum|brew|conda)\s+(?:安装|卸载|更新)\s+[-A-Za-z_]",        # pip 安装 numpy
     r"(?-u:\b)git\s+(?:提交|推送|拉取|克隆|添加|分支|合并|签出|状态)",                          # git 提交
     r"[\"“][A-Za-z_\p{Han}][\w\p{Han} ]*[\"”]\s*:\s*(?:真|假|空|无)\s*[,}\n]",                 # "active": 真
@@ -81,7 +89,7 @@ SHELL_JSON = [
     r"[{,]\s*[\"“][^\"”\n]{1,30}[\"”]\s*：\s*[\"“\d\[{]",                                    # "name"：...
 ]
 FULL_WIDTH = [   # ASCII code syntax written with full-width punctuation
-    r"^[ \t]*[a-z_][\w]*(?:\.[A-Za-z_]\w*)*（[^（）\n]*）[ \t]*[;；:：]?[ \t]*$",              # print（x）
+    r"^[ \t]*[a-z_][\w]*(?:\.[A-Za-z_]\w*)*（(?:[^（）\n\p{Han}]*|[\"“'][^（）\n]*)）[ \t]*[;；:：]?[ \t]*$",  # print（x）
     r"^[ \t]*[A-Za-z_]\w*(?:\[[^\]\n]*\])?\s*(?:=|\+=|-=)\s*[^\n]*[A-Za-z0-9_)\]\"']\s*；[ \t]*$",  # x = 5；
     r"(?-u:\b)(?:print|printf|println|console\.log|alert|puts|echo|len|range|input)\s*[（(]\s*[“‘]",  # print(“hi”)
     r"^[ \t]*(?:for|while|if)\s*（[^\n]*）\s*\{",                                          # for （...） {
