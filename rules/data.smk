@@ -19,6 +19,7 @@ rule clean_source:
         usage="results/llm/clean_source/{stage}/{source}.json",
         sample=lambda wc: wf.source(config, wc.stage, wc.source).get("sample"),
         english_judge=lambda wc: wf.judge(config, wf.clean_config(config, wc.stage, wc.source).get("english_context", {}).get("judge")),
+        opinion_judge=lambda wc: wf.judge(config, wf.clean_config(config, wc.stage, wc.source).get("second_opinion", {}).get("judge")),
     log:
         "logs/clean_source/{stage}/{source}.log",
     benchmark:

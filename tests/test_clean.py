@@ -6,7 +6,7 @@ import json
 import polars as pl
 import pytest
 
-from culturalign.data import formats
+from culturalign.data import answers, formats
 from culturalign import io
 from culturalign.data.clean import DEFAULTS, clean_frame, load_rules, normalize_text, resolve
 
@@ -14,7 +14,7 @@ ANSWER = "长城是中国古代修建的军事防御工程，东起山海关，�
 # Every filter off: a test switches on the one it is about.
 ALL_OFF = {"html_entities": False, "normalize": False, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False},
            "english_context": {"enabled": False}, "translated_code": False, "exact_dedup": False,
-           "near_dedup": {"enabled": False},
+           "near_dedup": {"enabled": False}, "answers": {name: False for name in answers.CHECKS},
            "decontaminate": {"enabled": False}}
 
 
@@ -152,11 +152,13 @@ def test_cjk_share():
 
 
 @pytest.mark.parametrize("prompt", [
-    "请把这句话翻译成英文：长城很美。", "用英语写一封感谢信", "“谢谢”用英文怎么说？", "Please translate this into English.",
     "这个英文单词怎么拼写？", "How do you spell necessary?", "解释英语中现在完成时的用法", "什么是定语从句？",
     "找出与 cat 押韵的英语单词", "What rhymes with orange?", "这个单词的发音是什么？", "列举以字母 B 开头的单词",
     "美国感恩节的火鸡怎么烤？", "如何申请美国社会安全号？", "401(k) 退休计划怎么选？", "SAT 考试多少分能上哈佛？",
     "建议句子中“close”的同义词。", "ＳＰＥＬＬ this word",  # full-width letters are ASCII after normalisation
+    # English-bound tasks that look Chinese once translated (issue 25)
+    "识别并输出其中的副词：他弹得一手好钢琴。", "'看'的动词是什么？", "编辑下面的句子，使其语法正确：我正要去商店",
+    "展开句子中给出的缩写词：我在NASA工作。", "用 ROT13 编码：你好", "将文本转换为 piglatin：我爱你",
 ])
 def test_english_context_default_rules_drop(prompt):
     cfg = only(normalize=True, english_context={"enabled": True, "rules": None})
@@ -167,6 +169,9 @@ def test_english_context_default_rules_drop(prompt):
     "请写一首押韵的七言绝句", "英国的首都是哪里？", "请翻译成中文：I love China.", "中文的发音有几个声调？",
     "用中文解释一下什么是拼音", "中秋节有哪些习俗？", "这首诗的韵脚在哪里？", "美国和中国的时差是多少？",
     "“长城”的同义词有哪些？", "这首诗用了哪些修辞？",
+    # translating into English or writing English is a good Chinese task (issue 25)
+    "请把这句话翻译成英文：长城很美。", "用英语写一封感谢信", "“谢谢”用英文怎么说？", "将'我爱你'翻译成英文",
+    "用合适的词填空：我今天<mask>去学校。", "总结这篇文章：https://example.com/news/ai-and-health",
 ])
 def test_english_context_default_rules_keep(prompt):
     cfg = only(normalize=True, english_context={"enabled": True, "rules": None})
@@ -262,10 +267,12 @@ def test_first_matching_filter_gives_the_reason_and_counts():
     kept, rejected, dropped, _ = run(rows, {"near_dedup": {"enabled": False}}, human_rejected={"r0"})
     assert kept["id"].to_list() == ["r3"]  # r0 is rejected by the reviewer, so r3 is the first copy
     assert dict(rejected.select("id", "drop_reason").iter_rows()) == {
-        "r0": "human_rejected", "r1": "mojibake", "r2": "english_context", "r4": "too_short_answer"}
-    assert dropped == {"human_rejected": 1, "empty_turn": 0, "mojibake": 1, "too_short_prompt": 0,
-                       "too_long_prompt": 0, "too_short_answer": 1, "too_long_answer": 0, "low_cjk_share": 0,
-                       "english_context": 1, "translated_code": 0, "exact_duplicate": 0}
+        "r0": "human_rejected", "r1": "mojibake", "r2": "answer_language", "r4": "too_short_answer"}
+    assert list(dropped.items()) == [
+        ("human_rejected", 1), ("empty_turn", 0), ("mojibake", 1), ("too_short_prompt", 0), ("too_long_prompt", 0),
+        ("too_short_answer", 1), ("too_long_answer", 0), ("missing_content", 0), ("english_context", 0),
+        ("translated_code", 0), ("low_cjk_share", 0), ("answer_language", 1), ("answer_length", 0),
+        ("answer_count", 0), ("degenerate", 0), ("truncated", 0), ("exact_duplicate", 0)]
 
 
 def test_outputs_have_the_schemas_and_rejected_rows_stay_raw():
@@ -303,7 +310,7 @@ def test_clean_source_script(tmp_path, repo_root, run_script):
                params={"name": "src", "fmt": "alpaca", "clean": {},
                        "eval_sets": [{"path": str(questions), "format": "jsonl"}],
                        "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None,
-                       "sample": None, "english_judge": None},
+                       "sample": None, "english_judge": None, "opinion_judge": None},
                wildcards={"stage": "knowledge", "source": "src"})
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert {k: v for k, v in stats["dropped"].items() if v} == {

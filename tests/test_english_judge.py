@@ -7,11 +7,12 @@ import polars as pl
 import pytest
 
 from culturalign import io
+from culturalign.data import answers
 from culturalign.data.clean import clean_frame
 from culturalign.data.review import review_sheet
 
 ANSWER = "这是一个足够长的回答，用来通过长度检查。"
-CFG = {"mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False}, "translated_code": False,
+CFG = {"answers": {name: False for name in answers.CHECKS}, "mojibake": False, "length": {"enabled": False}, "cjk": {"enabled": False}, "translated_code": False,
        "exact_dedup": False, "near_dedup": {"enabled": False}, "decontaminate": {"enabled": False}}
 PROMPTS = {
     "r0": "英语里哪些单词和cat押韵？",          # a rule fires: not asked when ask is "unsure"

@@ -145,3 +145,37 @@ def test_translated_code_is_refined_when_refinement_is_on_and_dropped_when_it_st
     assert sorted(m[0]["content"][:6] for m in rejected["messages"].to_list()) == ["用Pytho", "解释这段代码"]
     assert stats["rows_in"] == stats["rows_kept"] + stats["rows_rejected"] == 4
     assert chat_server.requests == 2   # the two answers, never the prompt that holds translated code
+
+
+def test_broken_answers_go_to_refinement_first_and_what_stays_broken_is_dropped(chat_server, judge, tmp_path):
+    """With refinement on, an answer that fails a cheap answer check (here: five items where three were
+    asked for, an English answer to a Chinese request) is rewritten first; a rewrite that passes the
+    check is kept, one that still fails is dropped with the check's reason. Missing content is not
+    refinable (the content is not there to answer about): it is dropped at once."""
+    from culturalign.data.source import clean_source
+
+    five = "1. 苹果\n2. 香蕉\n3. 橙子\n4. 葡萄\n5. 西瓜"
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps([
+        {"instruction": "列出三种常见的水果。", "input": "", "output": five},
+        {"instruction": "简单介绍一下长城。", "input": "",
+         "output": "The Great Wall is a series of fortifications built across northern China over centuries."},
+        {"instruction": "总结以下文章。", "input": "", "output": "这篇文章讲了科技的发展和它对生活的影响。"},
+        {"instruction": "春节有哪些习俗？", "input": "", "output": GOOD},
+    ], ensure_ascii=False), encoding="utf-8")
+
+    def rewrite(body: dict) -> str:
+        prompt = body["messages"][-1]["content"]
+        return "1. 苹果\n2. 香蕉\n3. 橙子" if "水果" in prompt else "The Great Wall is very long and very old indeed."
+
+    chat_server.set(reply=rewrite)
+    kept, rejected, stats = clean_source(str(source), "src", "alpaca", {}, rules_path=None, eval_sets=[],
+                                         refine_cfg={"enabled": True, "rules": {"min_answer_chars": 0}},
+                                         refine_judge=judge, llm_cache=str(tmp_path / "cache.sqlite"))
+    answers = {m[0]["content"]: m[-1]["content"] for m in kept["messages"].to_list()}
+    assert answers["列出三种常见的水果。"] == "1. 苹果\n2. 香蕉\n3. 橙子" and stats["refined"] == 1
+    assert dict(zip([m[0]["content"] for m in rejected["messages"].to_list()], rejected["drop_reason"])) == {
+        "简单介绍一下长城。": "answer_language", "总结以下文章。": "missing_content"}
+    assert stats["dropped"]["answer_language"] == 1 and stats["dropped"]["answer_count"] == 0
+    assert stats["rows_in"] == stats["rows_kept"] + stats["rows_rejected"] == 4
+    assert chat_server.requests == 2   # the two broken answers, never the row with missing content

@@ -127,7 +127,7 @@ def test_review_sheet_puts_rows_the_rules_are_unsure_of_first():
     sheet = review_sheet(kept, 5, seed=0, clean_cfg={"length": {"min_answer": 2}})
     flags = dict(sheet.select("id", "flags").iter_rows())
     assert set(sheet["id"].to_list()[:3]) == {"r20", "r21", "r22"}
-    assert flags["r20"] == "english_context? mentions English, the US, letters, words, rhymes or grammar"
+    assert flags["r20"] == "english_context? mentions English, the US, letters, words, rhymes, grammar terms or sentences"
     assert flags["r21"] == "english_context? quotes an English word"
     assert flags["r22"] == "too_short_answer? kept: a short answer right for its task"
     assert [flags[i] for i in sheet["id"].to_list()[3:]] == ["", ""]
@@ -136,7 +136,7 @@ def test_review_sheet_puts_rows_the_rules_are_unsure_of_first():
 
 def test_drop_summary_counts_and_three_examples_per_reason():
     rows_ = [conversation(i, f"重复的问题{i % 2}", "重复的回答") for i in range(6)] + \
-        [conversation(10, "英语里哪些单词和cat押韵？", "hat, bat"), conversation(11, "用英语写一封信", "Dear...")]
+        [conversation(10, "英语里哪些单词和cat押韵？", "hat, bat"), conversation(11, "用 ROT13 编码：你好", "...")]
     reasons = ["exact_duplicate"] * 6 + ["english_context"] * 2
     rejected = io.frame([r | {"drop_reason": why} for r, why in zip(rows_, reasons)], io.REJECTED_SCHEMA)
     summary = review_mod.drop_summary(rejected)
@@ -144,7 +144,7 @@ def test_drop_summary_counts_and_three_examples_per_reason():
     assert summary["exact_duplicate"]["count"] == 6 and len(summary["exact_duplicate"]["examples"]) == 3
     assert summary["english_context"]["count"] == 2
     rules = {e["id"]: e["rule"] for e in summary["english_context"]["examples"]}
-    assert rules["r11"].startswith("asks for an answer or a text written in English")
-    assert rules["r10"].startswith("rhymes of words")
+    assert rules["r11"].startswith("ciphers and encodings of English text")
+    assert rules["r10"].startswith("operations on English words")
     assert summary == review_mod.drop_summary(rejected.reverse())  # stable picks
     assert review_mod.drop_summary(io.empty(io.REJECTED_SCHEMA)) == {}

@@ -14,11 +14,22 @@ look across rows (contamination, exact and near duplicates) on the rows still al
                     answer that is right for its task is kept (SHORT_ANSWER_FITS: a number for a
                     calculation, yes/no for a yes/no question, a label for a classification or a
                     choice, a name for an extraction)
-  low_cjk_share     CJK characters / non-space characters of the conversation < cjk.min_share
-  english_context   prompt matches a rule of culturalign/data/english_context.yaml (or cfg path);
-                    with `english_context.judge`, an LLM decides the rows only a hint fired on
-                    (ask: unsure) or all rows (ask: all), and meta records {english, by: rule|llm, rule}
-  translated_code   code whose keywords were machine-translated (导入 numpy 为 np, 定义 f(x): 返回 x)
+  missing_content   the task needs a text, picture, link, attachment or video that is not in the row
+                    (culturalign/data/answers.py; a row that only carries a URL goes here)
+  english_context   an English-bound task by what it asks (culturalign/data/english_context.yaml, or cfg
+                    path; rules read the prompt and, where a rule says so, the answer); with
+                    `english_context.judge`, an LLM decides the rows only a hint fired on (ask: unsure)
+                    or all rows (ask: all), and meta records {english, by: rule|llm, rule}
+  translated_code   code or markup in any language with machine-translated keywords, tags, types or
+                    identifiers, or full-width syntax (culturalign/data/code.py)
+  low_cjk_share     CJK characters / non-space characters of the conversation (fenced code left out; a
+                    prompt asking for English is judged alone) < cjk.min_share
+  answer_language / answer_length / answer_count / degenerate / truncated
+                    the answer checks of culturalign/data/answers.py (`answers:` switches); with
+                    refinement on they (and translated code in an answer) are left to refinement
+  judge_english_bound / judge_translated_code / judge_broken
+                    the judge's second opinion on flagged rows (`second_opinion.judge`,
+                    culturalign/data/opinion.py)
   contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
   exact_duplicate   same dedup key as an earlier row (the first one is kept)
   near_duplicate    MinHash near duplicate of an earlier row's dedup key (culturalign/dedup.py)
@@ -56,6 +67,8 @@ import polars as pl
 import yaml
 
 from culturalign import io
+from culturalign.data import answers, opinion
+from culturalign.data.code import translated_code, translated_code_in  # noqa: F401 (translated_code_in: refine)
 from culturalign.data.decontam import contaminated
 from culturalign.data.dedup import near_duplicates
 from culturalign.data.mix import stratified_sample
@@ -72,6 +85,10 @@ DEFAULTS: dict = {
     "cjk": {"enabled": True, "min_share": 0.3},
     "english_context": {"enabled": True, "rules": None, "judge": None, "ask": "unsure"},
     "translated_code": True,
+    # the answer checks of culturalign/data/answers.py, one switch each
+    "answers": {name: True for name in answers.CHECKS},
+    # the judge second opinion on flagged rows (culturalign/data/opinion.py): a judges: name, or null
+    "second_opinion": {"judge": None, "ask": "flagged", "max_rows": None},
     "exact_dedup": True,
     "near_dedup": {"enabled": True, "threshold": 0.7, "ngram": 5, "num_perm": 128, "seed": 1},
     "decontaminate": {"enabled": True, "ngram": 8, "threshold": 0.5},
@@ -98,24 +115,6 @@ ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 _ENTITY_RE = re.compile(ENTITY)
 _KEY_DROP = r"[\p{P}\s]+"  # punctuation (any width) and whitespace: not part of the dedup key
 _TURN_SEP = "\x01"
-
-# Code whose keywords a machine translator turned into Chinese. Each pattern needs code structure around
-# the Chinese keyword (an identifier, brackets, a line ending in a colon), so prose such as "该函数返回
-# 列表的长度" or "如果下雨，我们就不去了" does not match. Matched line by line ((?m): ^ and $ at line ends).
-TRANSLATED_CODE = "(?m)" + "|".join([
-    r"(?:^|[\s，。;；])(将|把)\s*[A-Za-z_][\w.]*\s*导入为\s*[A-Za-z_]",              # 将 numpy 导入为 np
-    r"^[ \t]*(导入|import)\s+[A-Za-z_][\w.]*\s+(为|作为)\s+[A-Za-z_]\w*",       # 导入 numpy 为 np
-    r"(^[ \t]*|[A-Za-z_0-9]\s+)(从|from)\s+[A-Za-z_][\w.]*\s+(导入|进口)\s+[A-Za-z_*]",  # 从 sklearn.svm 导入 SVC
-    r"^[ \t]*定义\s+[A-Za-z_]\w*\s*\([^()\n]*\)\s*[:：]",                    # 定义 add_two(x):
-    r"^[ \t]*(返回|打印)\s*[A-Za-z0-9_(\[\"'][^\n\p{Han}]*$",                          # 返回 x + 2  /  打印("hi")
-    r"^[ \t]*(如果|否则如果|而|当)\s+[^\n\p{Han}]+[:：][ \t]*$",                  # 如果 x > 0:
-    r"^[ \t]*否则\s*[:：][ \t]*$",                                                # else:
-    r"^[ \t]*对于\s+[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*\s+(在|中|于)\s+[^\n]*[:：][ \t]*$",  # 对于 i 在 range(10):
-    r"^[ \t]*(类|班级)\s+[A-Za-z_]\w*\s*(\([^()\n]*\))?\s*[:：][ \t]*$",      # 类 Dog(Animal):
-    r"^[ \t]*(函数|常量|让|变量)\s+[A-Za-z_]\w*\s*(\(|=)",                      # 函数 f(x) {  常量 x = 1
-    r"公共\s+(静态\s+)?(无效|类|空)\s",                                              # public static void
-    r"[A-Za-z_]\w*\.(附加|追加|长度|拆分|分裂|加入|格式|替换|排序|打印)\s*\(",            # lst.附加(x)
-])
 
 # Short answers that are complete for their task: (answer shape, what the prompt must ask). The answer
 # is the whole assistant text; prompts that ask for writing or explaining never get a short answer.
@@ -207,10 +206,14 @@ def to_simplified(text: pl.Expr) -> pl.Expr:
 
 
 class Rule(NamedTuple):
-    """One English-context rule: the prompt matches `pattern` and not `unless` (both case-insensitive)."""
-    pattern: str
+    """One English-context rule: the prompt matches every regex of `pattern` (one, or a list that must
+    all match) and not `unless`, and, where given, the answer matches `answer` and not `answer_unless`
+    (all case-insensitive)."""
+    pattern: tuple[str, ...]
     unless: str | None
     why: str
+    answer: str | None = None
+    answer_unless: str | None = None
 
 
 def _regex(path: str | os.PathLike, value: object, index: int, field: str, required: bool) -> str | None:
@@ -241,28 +244,51 @@ def load_rules(path: str | os.PathLike | None, key: str = "rules") -> tuple[Rule
     loaded = []
     for index, rule in enumerate(rules):
         rule = rule if isinstance(rule, dict) else {}
-        loaded.append(Rule(_regex(path, rule.get("pattern"), index, "pattern", True),
-                           _regex(path, rule.get("unless"), index, "unless", False), str(rule.get("why", ""))))
+        patterns = rule.get("pattern") if isinstance(rule.get("pattern"), list) else [rule.get("pattern")]
+        loaded.append(Rule(tuple(_regex(path, p, index, "pattern", True) for p in patterns),
+                           _regex(path, rule.get("unless"), index, "unless", False), str(rule.get("why", "")),
+                           _regex(path, rule.get("answer"), index, "answer", False),
+                           _regex(path, rule.get("answer_unless"), index, "answer_unless", False)))
     return tuple(loaded)
 
 
-def rule_hits(text: pl.Expr, rules: tuple[Rule, ...]) -> list[pl.Expr]:
-    """One boolean expression per rule: does it fire on `text`."""
-    return [text.str.contains(r.pattern) & (pl.lit(True) if r.unless is None else ~text.str.contains(r.unless))
-            for r in rules]
+def rule_hits(text: pl.Expr, rules: tuple[Rule, ...], answer: pl.Expr | None = None) -> list[pl.Expr]:
+    """One boolean expression per rule: does it fire on the prompt `text` (and its `answer`; without
+    one, a rule's answer conditions are not checked)."""
+    hits = []
+    for r in rules:
+        hit = pl.all_horizontal([text.str.contains(p) for p in r.pattern])
+        hit = hit if r.unless is None else hit & ~text.str.contains(r.unless)
+        if answer is not None and r.answer is not None:
+            hit = hit & answer.str.contains(r.answer)
+        if answer is not None and r.answer_unless is not None:
+            hit = hit & ~answer.str.contains(r.answer_unless)
+        hits.append(hit)
+    return hits
 
 
-def first_fired(text: pl.Expr, rules: tuple[Rule, ...]) -> pl.Expr:
+# Stand-ins that are no English, whatever their letters: <mask> fill-ins and links (a row that is only a
+# link is missing content, see culturalign/data/answers.py).
+NOT_ENGLISH = r"(?i)<mask>|\[mask\]|https?://\S+|www\.[\w-]+\.\S+"
+
+
+def rule_text(text: pl.Expr) -> pl.Expr:
+    """`text` as the English-context rules read it: NOT_ENGLISH replaced by a neutral mark."""
+    return text.str.replace_all(NOT_ENGLISH, "□")
+
+
+def first_fired(text: pl.Expr, rules: tuple[Rule, ...], answer: pl.Expr | None = None) -> pl.Expr:
     """The `why` of the first rule that fires on `text` (null when none): which rule made the call."""
     chain = None
-    for rule, hit in zip(rules, rule_hits(text, rules)):
+    text = rule_text(text)
+    for rule, hit in zip(rules, rule_hits(text, rules, answer)):
         chain = (pl.when if chain is None else chain.when)(hit).then(pl.lit(rule.why))
     return pl.lit(None, pl.String) if chain is None else chain.otherwise(pl.lit(None, pl.String))
 
 
-def english_context(text: pl.Expr, rules_path: str | os.PathLike | None) -> pl.Expr:
-    """True where some rule of the rules file fires on `text` (a prompt)."""
-    return pl.any_horizontal(rule_hits(text, load_rules(rules_path)))
+def english_context(text: pl.Expr, rules_path: str | os.PathLike | None, answer: pl.Expr | None = None) -> pl.Expr:
+    """True where some rule of the rules file fires on `text` (a prompt) and its `answer`."""
+    return first_fired(text, load_rules(rules_path), answer).is_not_null()
 
 
 def _joined(messages: pl.Expr, role: str | None) -> pl.Expr:
@@ -274,10 +300,11 @@ def _chars(messages: pl.Expr, role: str) -> pl.Expr:
     return messages.list.eval(pl.when(ROLE == role).then(CONTENT.str.len_chars()).otherwise(0)).list.sum()
 
 
-def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refine_code: bool = False
+def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: bool = False
                 ) -> list[tuple[str, pl.Expr]]:
-    """(reason, condition) of the per-row filters, in order; columns: see `_features`. `refine_code`:
-    translated code only in the answers is left to refinement, so only the prompt is checked."""
+    """(reason, condition) of the per-row filters, in order; columns: see `_features`. `refining`:
+    refinement is on, so the answer problems it may repair (REFINABLE, translated code in an answer) are
+    left to it, and only a prompt with translated code is dropped here."""
     checks = [("human_rejected", pl.col("id").is_in(sorted(human_rejected))),
               ("empty_turn", pl.col("empty"))]
     if cfg["mojibake"]:
@@ -288,25 +315,46 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refine_cod
                    ("too_long_prompt", pl.col("prompt_chars") > length["max_prompt"]),
                    ("too_short_answer", (pl.col("answer_chars") < length["min_answer"]) & ~short_answer_fits()),
                    ("too_long_answer", pl.col("answer_chars") > length["max_answer"])]
-    if cfg["cjk"]["enabled"]:
-        non_space = pl.col("text").str.len_chars() - pl.col("text").str.count_matches(r"\s")
-        share = pl.col("text").str.replace_all(NOT_CJK, "").str.len_chars() / non_space
-        checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
+    on = cfg["answers"]
+    found = answers.answer_checks(pl.col("prompt"), pl.col("answer"))
+    if on["missing_content"]:   # before the CJK share and English context: a bare URL is missing content
+        checks.append(("missing_content", found["missing_content"]))
+    # English context and translated code before the CJK share: an English-bound task or translated code
+    # with little Chinese in it is dropped for what it is, not for its letters.
     if cfg["english_context"]["enabled"]:
         checks.append(("english_context", pl.col("english")))  # the rules' or the judge's verdict
     if cfg["translated_code"]:
-        checks.append(("translated_code", pl.col("prompt" if refine_code else "text").str.contains(TRANSLATED_CODE)))
+        checks.append(("translated_code", translated_code(pl.col("prompt" if refining else "text"))))
+    if cfg["cjk"]["enabled"]:
+        # Code blocks are no language (a Chinese question may rightly get mostly code), and a Chinese prompt
+        # that asks for English (翻译成英文, 用英语写) is judged on the prompt alone: its answer is meant to be
+        # English. So is every prompt when refining: an answer in the wrong language is refinement's to fix.
+        asks_english = pl.col("prompt").str.contains(answers.INTO_ENGLISH) | pl.lit(refining)
+        prose = pl.when(asks_english).then(pl.col("prompt")).otherwise(pl.col("text")).str.replace_all(answers.CODE_BLOCK, "")
+        non_space = prose.str.len_chars() - prose.str.count_matches(r"\s")
+        share = prose.str.replace_all(NOT_CJK, "").str.len_chars() / non_space
+        checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
+    checks += [(name, found[name]) for name in REFINABLE if on[name] and not refining]
     return checks
 
 
 def has_translated_code(messages: pl.Expr = pl.col("messages")) -> pl.Expr:
     """Whether any turn holds machine-translated code (what `translated_code` drops)."""
-    return _joined(messages, None).str.contains(TRANSLATED_CODE)
+    return translated_code(_joined(messages, None))
 
 
-def translated_code_in(texts: list[str]) -> list[bool]:
-    """Whether each text holds machine-translated code (the pattern is polars' regex dialect: \\p{Han})."""
-    return pl.Series(texts, dtype=pl.String).str.contains(TRANSLATED_CODE).to_list()
+REFINABLE = ("answer_language", "answer_length", "answer_count", "degenerate", "truncated")
+
+
+def answer_problem(messages: pl.Expr, cfg: dict | None) -> pl.Expr:
+    """The first answer check (of those refinement may repair: REFINABLE, plus translated code in the
+    answer) that still fails on a row, or null: what refinement did not fix is dropped with it."""
+    cfg = resolve(cfg)
+    prompt, answer = _joined(messages, "user"), _joined(messages, "assistant")
+    checks = answers.answer_checks(prompt, answer)
+    conditions = [(name, checks[name]) for name in REFINABLE if cfg["answers"][name]]
+    conditions = ([("translated_code", translated_code(answer))] if cfg["translated_code"] else []) + conditions
+    return _first_reason(conditions)
 
 
 def short_answer_fits(prompt: pl.Expr = pl.col("prompt"), answer: pl.Expr = pl.col("answer")) -> pl.Expr:
@@ -343,7 +391,7 @@ def _features(rows: pl.DataFrame, cfg: dict) -> pl.DataFrame:
                 key=dedup_key(pl.col("clean")),
                 prompt_chars=_chars(pl.col("clean"), "user"),
                 answer_chars=_chars(pl.col("clean"), "assistant"))
-            .with_columns(english_why=first_fired(pl.col("prompt"), rules),
+            .with_columns(english_why=first_fired(pl.col("prompt"), rules, pl.col("answer")),
                           english_hint=first_fired(pl.col("prompt"), hints).is_not_null())
             .with_columns(english=pl.col("english_why").is_not_null(), english_by=pl.lit("rule")))
 
@@ -368,13 +416,8 @@ def _mark(work: pl.DataFrame, reason: str, find) -> pl.DataFrame:
 def reasons(cfg: dict, *, decontaminate: bool = True) -> list[str]:
     """The drop reasons the configured filters can give, in filter order."""
     cfg = resolve(cfg)
-    names = ["human_rejected", "empty_turn"]
-    names += ["mojibake"] if cfg["mojibake"] else []
-    names += ["too_short_prompt", "too_long_prompt", "too_short_answer", "too_long_answer"] \
-        if cfg["length"]["enabled"] else []
-    names += ["low_cjk_share"] if cfg["cjk"]["enabled"] else []
-    names += ["english_context"] if cfg["english_context"]["enabled"] else []
-    names += ["translated_code"] if cfg["translated_code"] else []
+    names = [name for name, _ in _row_checks(cfg, set())]
+    names += [f"judge_{verdict}" for verdict in opinion.VERDICTS] if cfg["second_opinion"]["judge"] else []
     names += ["contaminated"] if cfg["decontaminate"]["enabled"] and decontaminate else []
     names += ["exact_duplicate"] if cfg["exact_dedup"] else []
     names += ["near_duplicate"] if cfg["near_dedup"]["enabled"] else []
@@ -491,7 +534,8 @@ def _with_verdicts(work: pl.DataFrame) -> pl.Series:
 def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[str] | tuple[str, ...] = (),
                 human_rejected: frozenset[str] | set[str] = frozenset(), sample: dict | None = None,
                 english_judge: dict | None = None, llm_cache: str | None = None, llm_usage: str | None = None,
-                refine_code: bool = False) -> Cleaned:
+                refining: bool = False, opinion_judge: dict | None = None,
+                opinion_usage: str | None = None) -> Cleaned:
     """Kept rows, dropped rows with their reason, {reason: count} and notes (see `Cleaned`).
 
     `dropped` has a count, zero included, for every reason the enabled filters can give, in filter
@@ -499,8 +543,12 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
     `eval_questions` is non-empty. `sample` (a source's `sample:` entry) is applied to the rows
     that survive every filter; the rows not taken are dropped as `sampled_out`. `english_judge`: the
     judges: entry that `clean.english_context.judge` names (with `llm_cache`, `llm_usage` as for
-    refinement); required when that key is set. `refine_code` (refinement is on): machine-translated code
-    in an answer is left for refinement to rewrite, and only a prompt with it is dropped here.
+    refinement); required when that key is set. `refining` (refinement is on): machine-translated code
+    in an answer and the answer problems refinement may repair (REFINABLE) are left to it, and only a
+    prompt with translated code is dropped here. `opinion_judge`: the judges: entry that
+    `clean.second_opinion.judge` names (required when that key is set; `opinion_usage` its usage file).
+    `notes["filters"]` lists the filters that ran, `notes["second_opinion"]` what the judge did (or
+    {"on": false}).
     """
     cfg = resolve(cfg)
     rows = rows.select(list(io.SCHEMA))
@@ -510,7 +558,7 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
         unescaped, normalized["html_entities"] = unescape_entities(raw)
         rows = rows.with_columns(messages=unescaped)
     work = _features(rows, cfg).with_columns(raw=raw)
-    checks = _row_checks(cfg, human_rejected, refine_code)
+    checks = _row_checks(cfg, human_rejected, refining)
     notes: dict = {"normalized": normalized}
     if cfg["english_context"]["enabled"] and cfg["english_context"]["judge"]:
         if english_judge is None:
@@ -519,7 +567,15 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
         before = checks[:[reason for reason, _ in checks].index("english_context")]
         work, notes["english_context"] = _second_opinion(work, _first_reason(before), cfg["english_context"]["ask"],
                                                          english_judge, llm_cache, llm_usage)
-    work = work.with_columns(drop_reason=_first_reason(checks))
+    # lazily: the optimiser computes an expression that several checks share (a gated text, a share) once
+    work = work.lazy().with_columns(drop_reason=_first_reason(checks)).collect()
+    notes["second_opinion"] = {"on": False}
+    if cfg["second_opinion"]["judge"]:
+        if opinion_judge is None:
+            raise ValueError(f"clean.second_opinion.judge is {cfg['second_opinion']['judge']!r} but no judge "
+                             "config was passed to clean_frame (opinion_judge=)")
+        work, notes["second_opinion"] = opinion.second_opinion(work, cfg["second_opinion"], opinion_judge,
+                                                               llm_cache, opinion_usage)
     decon = cfg["decontaminate"]
     if decon["enabled"] and eval_questions:
         work = _mark(work, "contaminated", lambda alive: contaminated(
@@ -543,5 +599,6 @@ def clean_frame(rows: pl.DataFrame, cfg: dict | None, *, eval_questions: list[st
         "id", "source", pl.col("raw").alias("messages"), "meta", "drop_reason").cast(io.REJECTED_SCHEMA)
     counts = dict(rejected["drop_reason"].value_counts().iter_rows())
     names = reasons(cfg, decontaminate=bool(eval_questions)) + (["sampled_out"] if sample else [])
+    notes["filters"] = names
     return Cleaned(kept, rejected, {reason: counts.get(reason, 0) for reason in names}, notes)
 

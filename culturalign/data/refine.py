@@ -8,6 +8,9 @@ A row is weak when a configured rule flags its last assistant turn (refine.rules
   truncated       an answer that stops mid-sentence
   translated_code code whose keywords or identifiers were machine-translated (导入 numpy 为 np), which
                   the data stage leaves to refinement when refinement is on
+  answer_language, answer_length, answer_count, degenerate (and truncated)
+                  the data stage's answer checks (culturalign/data/answers.py), also left to refinement
+                  when it is on; what a rewrite does not repair is dropped with that reason afterwards
 Each weak row (up to max_rows) is sent to the configured judge (culturalign.llm) with a Chinese prompt.
 A reply is accepted only if the same rules no longer flag it; it then replaces the last assistant
 turn and `meta` records {"refined": true, "refine_reason", "original_answer"}. Otherwise, or when
@@ -23,7 +26,7 @@ import unicodedata
 import polars as pl
 
 from culturalign import llm
-from culturalign.data.clean import translated_code_in
+from culturalign.data.clean import answer_problem, translated_code_in
 from culturalign.io import SCHEMA, frame
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,11 @@ CONTINUATION = set("，、,；;：:—-（(“")   # an answer ending in one of 
 MIN_SENTENCE_CHARS = 20
 REASON_TEXT = {"too_short": "回答过短", "english_answer": "用英文回答了中文问题",
                "refusal": "拒绝回答了一个正常的问题", "truncated": "回答不完整，像是被截断了",
-               "translated_code": "代码的关键字或变量名被机器翻译成了中文，无法运行，请给出可运行的原始代码"}
+               "translated_code": "代码的关键字或变量名被机器翻译成了中文，无法运行，请给出可运行的原始代码",
+               "answer_language": "回答用的语言不是指令要求的语言",
+               "answer_length": "回答的长度不符合指令规定的字数或句数",
+               "answer_count": "回答给出的条目数量与指令要求的不一致",
+               "degenerate": "回答在不断重复同样的内容"}
 ROLE_NAMES = {"system": "系统", "user": "用户", "assistant": "助手"}
 SYSTEM_PROMPT = "你是一位熟悉中国文化、历史、社会和法律的中文助手，回答准确、完整、得体。"
 INSTRUCTION = ("下面是一段对话，其中助手的最后一个回答质量不佳（{reasons}）。请用中文重新写出这个回答："
@@ -120,21 +127,31 @@ def refine_messages(messages: list[dict], reasons: list[str]) -> list[dict]:
             {"role": "user", "content": f"{instruction}\n\n{dialogue}"}]
 
 
+def _problem(messages: list[dict], clean_cfg: dict | None) -> str | None:
+    """The first answer check of the data stage that fails on one dialogue (None: none)."""
+    one = pl.DataFrame({"messages": [messages]})
+    return one.select(answer_problem(pl.col("messages"), clean_cfg)).item()
+
+
 def refine_frame(rows: pl.DataFrame, refine_cfg: dict, judge_cfg: dict, cache_path: str,
-                 usage_path: str | None, *, benign: bool = True) -> tuple[pl.DataFrame, dict]:
+                 usage_path: str | None, *, benign: bool = True, clean_cfg: dict | None = None
+                 ) -> tuple[pl.DataFrame, dict]:
     """Rows with weak answers rewritten where an acceptable rewrite came back; plus the counts.
 
     `benign` says the questions are harmless (knowledge data), so a refusal is a weak answer;
-    pass False for safety data. Rows, order and ids are unchanged; only refined rows differ.
+    pass False for safety data. `clean_cfg`: the source's `clean` block, whose answer checks also flag
+    rows and judge rewrites. Rows, order and ids are unchanged; only refined rows differ.
     """
     rules = refine_cfg.get("rules") or {}
     records = rows.to_dicts()
     last = [_last_assistant(rec["messages"]) for rec in records]
     code = translated_code_in([rec["messages"][at]["content"] for rec, at in zip(records, last)])
+    problems = rows.select(answer_problem(pl.col("messages"), clean_cfg)).to_series().to_list()
     flagged = []   # (row index, answer index, reasons)
     for i, (rec, at) in enumerate(zip(records, last)):
         reasons = weak_reasons(_question(rec["messages"], at), rec["messages"][at]["content"], rules,
                                benign=benign, translated_code=code[i])
+        reasons += [problems[i]] if problems[i] and problems[i] not in reasons else []
         if reasons:
             flagged.append((i, at, reasons))
     max_rows = refine_cfg.get("max_rows")
@@ -153,7 +170,8 @@ def refine_frame(rows: pl.DataFrame, refine_cfg: dict, judge_cfg: dict, cache_pa
     for (i, at, reasons), reply in zip(to_send, replies):
         rec = records[i]
         question = _question(rec["messages"], at)
-        if reply is None or weak_reasons(question, reply, rules, benign=benign):
+        if reply is None or weak_reasons(question, reply, rules, benign=benign) or _problem(
+                rec["messages"][:at] + [{**rec["messages"][at], "content": reply.strip()}], clean_cfg):
             stats["refine_failed"] += 1
             continue
         original = rec["messages"][at]["content"]

@@ -51,17 +51,31 @@ def review_flags(rows: pl.DataFrame, clean_cfg: dict | None = None) -> pl.Series
     disagree = pl.when(by_llm & (verdict != rule.is_not_null())).then(
         pl.lit("english_context? the rules and the LLM disagree (rule: ") + rule.fill_null("none")
         + pl.lit("; LLM: ") + pl.when(verdict).then(pl.lit("English")).otherwise(pl.lit("not English")) + pl.lit(")"))
-    return rows.select(pl.concat_str([disagree, english, short], separator="; ", ignore_nulls=True)
+    opinion = pl.col("meta").str.json_path_match("$.second_opinion")
+    second = pl.when(opinion.is_not_null()).then(
+        pl.lit("second opinion: ") + pl.col("meta").str.json_path_match("$.second_opinion.why").fill_null("no usable verdict"))
+    return rows.select(pl.concat_str([second, disagree, english, short], separator="; ", ignore_nulls=True)
                        .fill_null("").alias("flags")).to_series()
 
 
+def doubt() -> pl.Expr:
+    """How doubtful the judge's second opinion left a kept row (culturalign.data.opinion): 2 when it was
+    asked but gave no usable verdict, 1 - confidence when it judged the row sound, -1 when not asked."""
+    verdict = pl.col("meta").str.json_path_match("$.second_opinion")
+    failed = pl.col("meta").str.json_path_match("$.second_opinion.failed") == "true"
+    confidence = pl.col("meta").str.json_path_match("$.second_opinion.confidence").cast(pl.Float64, strict=False)
+    return (pl.when(verdict.is_null()).then(-1.0).when(failed).then(2.0).otherwise(1.0 - confidence.fill_null(0.0))
+            .alias("doubt"))
+
+
 def review_sheet(kept: pl.DataFrame, n: int, seed: int, clean_cfg: dict | None = None) -> pl.DataFrame:
-    """n kept rows, flagged ones first (rules and LLM disagreeing before those), then by seeded id rank
-    (stable across reruns and row order),
+    """n kept rows, the most doubtful first: rows the judge's second opinion could not settle, then those
+    it was least sure were sound (`doubt`), then rows the rules are unsure of (rules and LLM disagreeing
+    before those), then by seeded id rank (stable across reruns and row order),
     one column per COLUMNS entry. `clean_cfg`: the source's `clean` block (its rules file and
     min_answer decide the flags)."""
-    return (kept.with_columns(review_flags(kept, clean_cfg), id_rank(kept["id"], seed))
-            .sort(pl.col("flags") == "", ~pl.col("flags").str.contains("disagree"), "rank").head(n)
+    return (kept.with_columns(review_flags(kept, clean_cfg), id_rank(kept["id"], seed), doubt())
+            .sort(-pl.col("doubt"), pl.col("flags") == "", ~pl.col("flags").str.contains("disagree"), "rank").head(n)
             .select("id", "source", prompt=_turns("user"), answer=_turns("assistant"), flags="flags",
                     decision=pl.lit(""), note=pl.lit("")))
 
@@ -77,7 +91,8 @@ def drop_summary(rejected: pl.DataFrame, examples: int = 3, seed: int = 0, rules
               .sort(pl.col("count"), pl.col("drop_reason"), pl.col("pick"), descending=[True, False, False])
               .with_columns(prompt=_turns("user").str.slice(0, max_chars), answer=_turns("assistant").str.slice(0, max_chars),
                             rule=pl.when(pl.col("drop_reason") == "english_context")
-                            .then(clean.first_fired(_turns("user").str.normalize("NFKC"), clean.load_rules(rules)))))
+                            .then(clean.first_fired(_turns("user").str.normalize("NFKC"), clean.load_rules(rules),
+                                                   _turns("assistant").str.normalize("NFKC")))))
     summary: dict[str, dict] = {}
     for row in picked.iter_rows(named=True):
         entry = summary.setdefault(row["drop_reason"], {"count": row["count"], "examples": []})

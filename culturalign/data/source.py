@@ -7,7 +7,7 @@ import logging
 import polars as pl
 
 from culturalign import io
-from culturalign.data.clean import clean_frame, has_translated_code, resolve
+from culturalign.data.clean import answer_problem, clean_frame
 from culturalign.data.formats import read_source
 from culturalign.data.review import read_decisions
 from culturalign.util import deep_merge
@@ -36,7 +36,8 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
                  eval_questions: list[str], decisions_path: str | None = None, refine_cfg: dict | None = None,
                  refine_judge: dict | None = None, llm_cache: str | None = None, usage_path: str | None = None,
                  benign: bool = True, sample: dict | None = None,
-                 english_judge: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+                 english_judge: dict | None = None,
+                 opinion_judge: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """(kept rows, every rejected row with its drop_reason, stats) of one source file.
 
     `clean_cfg` is the source's merged `clean` block; `rules_path` its english-context rules file (a rule
@@ -44,7 +45,8 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
     decontaminate against (the data stage reads no evaluation set: scripts/data/clean_source.py loads them);
     `benign` says the questions are harmless (knowledge data), for the refinement's refusal test;
     `sample` the source's {n, stratify_by, seed} (after cleaning); `english_judge` the judge config giving
-    the English-context rules a second opinion (or None).
+    the English-context rules a second opinion (or None); `opinion_judge` the judge of
+    `clean.second_opinion` (or None).
     """
     cfg = deep_merge(clean_cfg, {"english_context": {"rules": rules_path}})
     rows, reader_rejected = read_source(path, name, fmt)
@@ -60,21 +62,25 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rule
         log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
 
     refining = bool((refine_cfg or {}).get("enabled"))
-    refine_code = refining and resolve(cfg)["translated_code"]
     kept, rejected, dropped, notes = clean_frame(
         rows, cfg, eval_questions=questions, human_rejected=human_rejected, sample=sample,
         english_judge=english_judge, llm_cache=llm_cache,
-        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json", refine_code=refine_code)
+        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json", refining=refining,
+        opinion_judge=opinion_judge,
+        opinion_usage=usage_path and usage_path.removesuffix(".json") + "_second_opinion.json")
 
     refined = 0
     if refining:
         from culturalign.data import refine   # the LLM client stack, only when refinement is on
-        kept, refine_stats = refine.refine_frame(kept, refine_cfg, refine_judge, llm_cache, usage_path, benign=benign)
+        kept, refine_stats = refine.refine_frame(kept, refine_cfg, refine_judge, llm_cache, usage_path, benign=benign,
+                                                  clean_cfg=cfg)
         refined = refine_stats["refined"]
-    if refine_code:   # translated code that refinement did not rewrite is dropped after all
-        still = kept.select(has_translated_code()).to_series()
-        rejected = pl.concat([rejected, kept.filter(still).with_columns(drop_reason=pl.lit("translated_code"))])
-        kept, dropped = kept.filter(~still), dropped | {"translated_code": dropped["translated_code"] + int(still.sum())}
+        # answer problems (translated code, answer checks) that refinement did not repair are dropped after all
+        still = kept.select(answer_problem(pl.col("messages"), cfg).alias("drop_reason")).to_series()
+        rejected = pl.concat([rejected, kept.filter(still.is_not_null()).with_columns(drop_reason=still.drop_nulls())])
+        kept = kept.filter(still.is_null())
+        for reason, n in still.drop_nulls().value_counts().iter_rows():
+            dropped[reason] = dropped.get(reason, 0) + n
 
     all_rejected = pl.concat([reader_rejected.select(list(io.REJECTED_SCHEMA)).cast(io.REJECTED_SCHEMA), rejected])
     stats = source_stats(name, rows.height + reader_rejected.height, kept, all_rejected,

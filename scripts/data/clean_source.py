@@ -22,6 +22,7 @@ kept, rejected, stats = clean_source(
     usage_path=params.usage,
     sample=params.sample,
     english_judge=params.english_judge,
+    opinion_judge=params.opinion_judge,
     benign=snakemake.wildcards.stage == "knowledge",
 )
 io.write_parquet(kept, snakemake.output.clean)
