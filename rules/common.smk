@@ -148,7 +148,8 @@ def previous_of(model):
 def remedy_of(model):
     """{remedy, entry, because, settings (the loop.safety.remedies entry, None for a plain round)} of a round."""
     if wf.stage_of(model) == "knowledge" or wf.round_of(model) == 1 or not REMEDIES:
-        return {"remedy": remedies_lib.SFT, "entry": None, "because": "plain supervised round", "settings": None}
+        return {"remedy": remedies_lib.SFT, "entry": None, "for": [], "because": "plain supervised round",
+                "settings": None}
     models = [selected_model("knowledge"), *[f"safe_r{k}" for k in range(1, wf.round_of(model))]]
     judged = loop_lib.judge_rounds([round_of("safety", m) for m in models], config["loop"]["safety"]["target"],
                                    wf.loop_guard(config))
@@ -191,7 +192,7 @@ def remedy_rounds():
             remedy = remedy_of(m)
             pairs = (f"results/data/safety/pairs_{previous_of(m)}.json"
                      if (remedy["settings"] or {}).get("name") in remedies_lib.PREFERENCE else None)
-            rounds[m] = {k: remedy[k] for k in ("remedy", "because")} | {"pairs": pairs}
+            rounds[m] = {k: remedy[k] for k in ("remedy", "for", "because")} | {"pairs": pairs}
     return rounds
 
 

@@ -55,11 +55,11 @@ def broken_figures(judged: dict) -> dict[str, list[str]]:
 def plan(judged: list[dict], remedies: list[dict]) -> list[dict]:
     """The remedy of each trained round 1..len(judged): round k is decided from judged[k-1] (judged[0] is the
     loop's starting model, so round 1 is always a plain supervised round). Each item: {remedy, entry (the
-    index in loop.safety.remedies, None for sft), because}."""
+    index in loop.safety.remedies, None for sft), for (the broken figures it answers), because}."""
     choices: list[dict] = []
     for k, previous in enumerate(judged, start=1):
         if k == 1:
-            choices.append({"remedy": SFT, "entry": None,
+            choices.append({"remedy": SFT, "entry": None, "for": [],
                             "because": "first round of the loop: supervised tuning on the safety mix"})
             continue
         figures = broken_figures(previous)
@@ -67,7 +67,7 @@ def plan(judged: list[dict], remedies: list[dict]) -> list[dict]:
         answering = [i for i, e in enumerate(remedies) if answers(e) & set(figures)]
         if not answering:
             why = "; ".join(s for shown in figures.values() for s in shown) or "nothing broke"
-            choices.append({"remedy": SFT, "entry": None,
+            choices.append({"remedy": SFT, "entry": None, "for": [],
                             "because": f"{previous['model']}: {why}; no entry of loop.safety.remedies answers it"})
             continue
         fresh = [i for i in answering if i not in used]
@@ -76,7 +76,7 @@ def plan(judged: list[dict], remedies: list[dict]) -> list[dict]:
         hit = sorted(answers(entry) & set(figures))
         shown = "; ".join(s for f in hit for s in figures[f])
         order = "first not yet applied" if fresh else "all answering entries applied, the first again"
-        choices.append({"remedy": label(entry), "entry": pick,
+        choices.append({"remedy": label(entry), "entry": pick, "for": hit,
                         "because": f"{previous['model']} broke {', '.join(hit)} ({shown}); {label(entry)} answers "
                                    f"{', '.join(sorted(answers(entry)))} ({order} in loop.safety.remedies)"})
     return choices
@@ -162,13 +162,15 @@ def pair_accounting(model: str, pairs: pl.DataFrame, unpaired: pl.DataFrame) -> 
 
 
 def annotate(summary: dict, rounds: dict[str, dict], pairs: dict[str, dict]) -> dict:
-    """results/loop/safety.json with each round's `remedy` and `because` (the loop's starting model: None),
+    """results/loop/safety.json with each round's `remedy`, `for` (the figures it was chosen for) and `because`
+    (the loop's starting model: None),
     a preference round's `pairs` accounting, and, when no round met both the target and the guard, the
-    `frontier` of rounds and a `note` saying so. `rounds` is {model: {remedy, because, pairs (file)}},
+    `frontier` of rounds and a `note` saying so. `rounds` is {model: {remedy, for, because, pairs (file)}},
     `pairs` is {pairs file: its accounting}."""
     for r in summary["rounds"]:
         chosen = rounds.get(r["model"])
-        r["remedy"], r["because"] = (chosen["remedy"], chosen["because"]) if chosen else (None, "the loop's starting model")
+        r["remedy"], r["for"], r["because"] = ((chosen["remedy"], chosen["for"], chosen["because"]) if chosen
+                                               else (None, [], "the loop's starting model"))
         if chosen and chosen.get("pairs"):
             r["pairs"] = pairs[chosen["pairs"]]
     if summary["reason"] != "passed":
