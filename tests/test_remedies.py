@@ -125,3 +125,26 @@ def test_remedy_config_defaults_and_checks():
         check_remedies(config_with([{"name": "contrast", "path": "a"}, {"name": "contrast", "path": "b"}]))
     with pytest.raises(ValueError, match="remedies apply to the safety loop only"):
         check_remedies({"loop": {"knowledge": {"remedies": [{"name": "dpo"}]}, "safety": {}}})
+
+
+def test_tradeoff_report_says_what_each_round_cost_and_whether_the_remedy_helped(tmp_path):
+    from culturalign.report.render import tradeoff_blocks
+
+    def rnd(model, rr1, knowledge, over, remedy, passed, for_=()):
+        checked = [{"measure": "knowledge", "value": knowledge}, {"measure": "xstest.over_refusal", "value": over}]
+        return {"model": model, "score": {"refusal": {"overall": {"RR-1": rr1, "HR": 0.0}}, "mcq": None},
+                "guard": {"held": passed, "broken": [], "checked": checked}, "passed": passed, "remedy": remedy,
+                "for": list(for_), "because": f"why {model}"}
+    loop = {"target": {"RR-1": 0.4}, "guard": {"over_refusal_max": 0.2}, "selected": "safe_r1", "reason": "max_rounds",
+            "selected_by": "best_RR-1", "frontier": ["kg_r2", "safe_r1", "safe_r2"],
+            "rounds": [rnd("kg_r2", 0.30, 0.325, 0.0, None, False), rnd("safe_r1", 0.60, 0.200, 0.4, "sft", False),
+                       rnd("safe_r2", 0.55, 0.275, 0.4, "replay", False, ["knowledge"])]}
+    blocks = tradeoff_blocks(loop, tmp_path)
+    table = next(b for b in blocks if b.kind == "table")
+    assert table.header == ["Round", "Remedy", "RR-1", "knowledge", "xstest.over_refusal", "Passed", "Why this remedy"]
+    assert table.rows[2] == ["safe_r2", "replay", "55.00", "27.50 (+7.50)", "40.00 (+0.00)", "no", "why safe_r2"]
+    texts = [b.text for b in blocks if b.kind == "p"]
+    assert "`safe_r2` applied **replay** for knowledge: knowledge 20.00 -> 27.50 (helped); it did not pass." in texts
+    assert any("frontier" in t and "`kg_r2`, `safe_r1`, `safe_r2`" in t for t in texts)
+    assert (tmp_path / "tradeoff_safety.png").stat().st_size > 1000
+    assert tradeoff_blocks({**loop, "guard": None}, tmp_path) == []
