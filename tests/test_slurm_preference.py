@@ -44,7 +44,7 @@ def test_dpo_round_runs_as_a_slurm_job(slurm_cluster, tiny_model, tmp_path):
     proc = run_snakemake_slurm(slurm_cluster, work, timeout=600)
     assert proc.returncode == 0, slurm_cluster.explain(proc, work)
     states = job_states(slurm_cluster)
-    assert ("COMPLETED", "rule_train") in states.values(), states
+    assert ("COMPLETED", "rule_train_wildcards_safe_r2") in states.values(), states
     summary = read_json(work / "results/models/safe_r2/train_summary.json")
     # 8 pairs, 1 pair x 2 processes a step, 2 epochs: 8 steps of DPO on 2 ZeRO-1 processes
     assert (summary["method"], summary["world_size"], summary["global_step"]) == ("dpo", 2, 8)
