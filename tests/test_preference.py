@@ -119,3 +119,19 @@ def test_killed_preference_round_resumes(tiny_model, tmp_path):
     assert summary["resumed_from_step"] == done[-1] and summary["global_step"] == 32
     steps = [json.loads(line)["step"] for line in (out / "trainer_log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 33))
+
+
+def test_supervised_lora_round_is_merged(tiny_model, tmp_path):
+    """`lora:` on a replay or contrast entry: the supervised trainer trains adapters and merges them."""
+    from culturalign.train.launch import train_model
+    from test_train import conversations, write_data
+
+    data = write_data(tmp_path / "train.parquet", conversations(8))
+    out = tmp_path / "safe_r2"
+    train_model(model=tiny_model, data=data, output=str(out), workdir=str(tmp_path / "work"),
+                train_cfg={**CPU, "deepspeed": False}, epochs=1, lora={"r": 4}, log_path=str(tmp_path / "train.log"))
+    start, tuned = load_file(Path(tiny_model) / "model.safetensors"), load_file(out / "model.safetensors")
+    assert sorted(start) == sorted(tuned) and not (out / "adapter_config.json").exists()
+    assert torch.equal(start["model.embed_tokens.weight"], tuned["model.embed_tokens.weight"])
+    assert not torch.equal(start["model.layers.1.mlp.down_proj.weight"], tuned["model.layers.1.mlp.down_proj.weight"])
+    assert read_json(out / "train_summary.json")["global_step"] == 4   # 8 conversations, 2 a step
