@@ -180,8 +180,8 @@ def fingerprint(model_dir: str, data_path: str, train_cfg: dict, epochs: float) 
 
 def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict, epochs: float,
             lora: dict | None = None) -> str:
-    """Validate, tokenise, print the plan; returns the args JSON path the workers read. `lora`
-    (culturalign.train.lora settings) trains adapters instead of every weight."""
+    """Validate, tokenise, print the plan; returns the args JSON path the workers read. `lora` (LORA's
+    keys) trains adapters instead of every weight, merged into the saved model."""
     own = own_options(train_cfg)
     world = own["nodes"] * own["nproc_per_node"]
     # The workers read the resolved config: nproc_per_node "auto" and the derived accumulation fixed here.
@@ -197,7 +197,7 @@ def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict
     conversations = read_conversations(data)
 
     lora = lora_settings(lora)
-    key = fingerprint(model, data, {**train_cfg, "lora": lora}, epochs)
+    key = fingerprint(model, data, {**train_cfg, **({"lora": lora} if lora else {})}, epochs)
     if (work / "fingerprint.json").is_file() and read_json(work / "fingerprint.json")["key"] != key:
         log.info("work directory %s belongs to another job (inputs or config changed): starting over", work)
         shutil.rmtree(work)
