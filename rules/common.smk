@@ -148,8 +148,8 @@ def previous_of(model):
 def remedy_of(model):
     """{remedy, entry, because, settings (the loop.safety.remedies entry, None for a plain round)} of a round."""
     if wf.stage_of(model) == "knowledge" or wf.round_of(model) == 1 or not REMEDIES:
-        return {"remedy": remedies_lib.SFT, "entry": None, "for": [], "because": "plain supervised round",
-                "settings": None}
+        return {"remedy": remedies_lib.SFT, "entry": None, "for": [], "settings": None,
+                "because": "first round of the loop, or no loop.safety.remedies: supervised tuning on the stage's mix"}
     models = [selected_model("knowledge"), *[f"safe_r{k}" for k in range(1, wf.round_of(model))]]
     judged = loop_lib.judge_rounds([round_of("safety", m) for m in models], config["loop"]["safety"]["target"],
                                    wf.loop_guard(config))

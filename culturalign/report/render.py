@@ -187,9 +187,9 @@ def tradeoff_blocks(loop: dict | None, out_dir: Path) -> list[Block]:
         shown = [(x, y, t) for x, y, t in points if x is not None and y is not None]
         if shown:
             ax.plot([100 * x for x, _, _ in shown], [100 * y for _, y, _ in shown], color="0.7", zorder=1)
-        for x, y, t in shown:
+        for i, (x, y, t) in enumerate(shown):   # labels stepped up and down: rounds often share a point
             ax.scatter(100 * x, 100 * y, zorder=2)
-            ax.annotate(t, (100 * x, 100 * y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(t, (100 * x, 100 * y), fontsize=7, xytext=(3, 3 - 9 * (i % 3)), textcoords="offset points")
         ax.set(xlabel=f"{x_name} (%)", ylabel=f"{figure} (%)", title=figure)
         ax.grid(alpha=0.3)
     fig.suptitle("safety loop: target vs what it cost (rounds in order)", fontsize=10)
