@@ -148,3 +148,10 @@ def test_tradeoff_report_says_what_each_round_cost_and_whether_the_remedy_helped
     assert any("frontier" in t and "`kg_r2`, `safe_r1`, `safe_r2`" in t for t in texts)
     assert (tmp_path / "tradeoff_safety.png").stat().st_size > 1000
     assert tradeoff_blocks({**loop, "guard": None}, tmp_path) == []
+
+
+def test_preference_answers_over_refusal_only_with_benign_prompts():
+    rounds = [judged("kg_r1", False, []), judged("safe_r1", True, [OVER_REFUSAL])]
+    # without a contrast entry a dpo round has no benign prompt to pair: it cannot answer over-refusal
+    assert plan(rounds, [{"name": "dpo"}])[1]["remedy"] == "sft"
+    assert plan(rounds, [{"name": "dpo"}, {"name": "contrast", "path": "c.json"}])[1]["remedy"] == "dpo"

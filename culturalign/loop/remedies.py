@@ -10,7 +10,8 @@ What each remedy answers (a broken figure):
 - `knowledge`: a guard on an accuracy fell (knowledge ACC, CMMLU, MMLU-Redux): `replay` mixes knowledge rows
   back in; any remedy through LoRA moves fewer weights, so it answers this too;
 - `over_refusal`: XSTest's over-refusal passed its ceiling: `contrast` (benign prompts that sound risky, with
-  helpful answers), `dpo` / `orpo` (benign pairs: the helpful answer over the model's own refusal);
+  helpful answers), `dpo` / `orpo` (benign pairs: the helpful answer over the model's own refusal; only
+  when the list has a contrast entry, whose source gives the benign prompts);
 - `target`: the safety target was missed: `dpo` / `orpo` (risky pairs: the reference refusal over the
   model's own non-refusal).
 The first entry of the list that answers a broken figure and has not been applied yet is taken (so the list
@@ -34,8 +35,11 @@ def label(entry: dict) -> str:
     return entry["name"] + ("+lora" if entry.get("lora") is not None else "")
 
 
-def answers(entry: dict) -> set[str]:
-    return ANSWERS[entry["name"]] | ({"knowledge"} if entry.get("lora") is not None else set())
+def answers(entry: dict, benign: bool = True) -> set[str]:
+    """The figures an entry answers; a preference round answers over-refusal only when it has benign
+    prompts to pair (a contrast entry's source), else only the target."""
+    figures = ANSWERS[entry["name"]] - ({"over_refusal"} if entry["name"] in PREFERENCE and not benign else set())
+    return figures | ({"knowledge"} if entry.get("lora") is not None else set())
 
 
 def broken_figures(judged: dict) -> dict[str, list[str]]:
@@ -57,6 +61,8 @@ def plan(judged: list[dict], remedies: list[dict]) -> list[dict]:
     loop's starting model, so round 1 is always a plain supervised round). Each item: {remedy, entry (the
     index in loop.safety.remedies, None for sft), for (the broken figures it answers), because}."""
     choices: list[dict] = []
+    benign = any(e["name"] == "contrast" for e in remedies)
+    answers_of = lambda e: answers(e, benign)
     for k, previous in enumerate(judged, start=1):
         if k == 1:
             choices.append({"remedy": SFT, "entry": None, "for": [],
@@ -64,7 +70,7 @@ def plan(judged: list[dict], remedies: list[dict]) -> list[dict]:
             continue
         figures = broken_figures(previous)
         used = {c["entry"] for c in choices}
-        answering = [i for i, e in enumerate(remedies) if answers(e) & set(figures)]
+        answering = [i for i, e in enumerate(remedies) if answers_of(e) & set(figures)]
         if not answering:
             why = "; ".join(s for shown in figures.values() for s in shown) or "nothing broke"
             choices.append({"remedy": SFT, "entry": None, "for": [],
@@ -73,12 +79,12 @@ def plan(judged: list[dict], remedies: list[dict]) -> list[dict]:
         fresh = [i for i in answering if i not in used]
         pick = (fresh or answering)[0]
         entry = remedies[pick]
-        hit = sorted(answers(entry) & set(figures))
+        hit = sorted(answers_of(entry) & set(figures))
         shown = "; ".join(s for f in hit for s in figures[f])
         order = "first not yet applied" if fresh else "all answering entries applied, the first again"
         choices.append({"remedy": label(entry), "entry": pick, "for": hit,
                         "because": f"{previous['model']} broke {', '.join(hit)} ({shown}); {label(entry)} answers "
-                                   f"{', '.join(sorted(answers(entry)))} ({order} in loop.safety.remedies)"})
+                                   f"{', '.join(sorted(answers_of(entry)))} ({order} in loop.safety.remedies)"})
     return choices
 
 
