@@ -30,7 +30,7 @@ rule remedy_mix:
     output:
         "results/data/safety/train_{model}.parquet",
     params:
-        remedy=lambda wc: remedy_of(wc.model),
+        remedy=lambda wc: remedy_of(wc.model)["settings"],
     log:
         "logs/remedy_mix/{model}.log",
     benchmark:

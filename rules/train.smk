@@ -29,7 +29,8 @@ rule train:
     params:
         train=config["train"],
         epochs=lambda wc: config["loop"][wf.stage_of(wc.model)]["epochs_per_round"],
-        remedy=lambda wc: remedy_of(wc.model),
+        # the remedy entry only (None: a plain round), so that rewording a reason retrains nothing
+        remedy=lambda wc: remedy_of(wc.model)["settings"],
         workdir=lambda wc: f"results/models/.work/{wc.model}",
     resources:
         **wf.train_resources(config),

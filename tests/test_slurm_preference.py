@@ -26,7 +26,7 @@ rule train:
         train={train!r},
         epochs=2,
         workdir="results/models/.work/{{model}}",
-        remedy={{"remedy": "dpo", "entry": 0, "settings": {{"name": "dpo", "beta": 0.1}}}},
+        remedy={{"name": "dpo", "beta": 0.1}},
     resources: nodes=1
     threads: 2
     log: "logs/train/{{model}}.log"

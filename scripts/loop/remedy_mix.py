@@ -10,7 +10,7 @@ from culturalign.data.mix import mix
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])
-entry = snakemake.params.remedy["settings"]
+entry = snakemake.params.remedy   # the loop.safety.remedies entry
 frames = {"safety": pl.read_parquet(snakemake.input.safety), "extra": pl.read_parquet(snakemake.input.extra)}
 caps = {"extra": round(entry["share"] * frames["extra"].height)} if entry["name"] == "replay" else {}
 train = mix(frames, caps, entry.get("seed", 0))

@@ -6,7 +6,7 @@ from culturalign.train.preference import train_preference
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])
-entry = snakemake.params.remedy["settings"] or {}   # the loop.safety.remedies entry; {} for a plain round
+entry = snakemake.params.remedy or {}   # the loop.safety.remedies entry; {} for a plain round
 train_cfg = dict(snakemake.params.train)
 if entry.get("learning_rate"):
     train_cfg["learning_rate"] = entry["learning_rate"]
