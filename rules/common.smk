@@ -236,7 +236,7 @@ def timed_jobs():
         jobs[f"score_{stage}/{model}"] = None
     jobs |= {f"score_guard/{m}": None for m in guarded()}
     jobs |= {f"train/{m}": None for m in trained_models()}
-    for m, remedy in remedy_rounds().items():
+    for m in remedy_rounds():
         name = remedy_name(m)
         if name in ("replay", "contrast"):
             jobs[f"remedy_mix/{m}"] = None
