@@ -15,11 +15,14 @@ if workflow.basedir not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
 sys.path.insert(0, workflow.basedir)
 import culturalign.loop.decisions as loop_lib
+import culturalign.loop.remedies as remedies_lib
 import culturalign.loop.workflow as wf
 from culturalign.io import read_json
 
 wf.check_unique_sources(config)
 wf.check_guard(config)
+wf.check_remedies(config)
+REMEDIES = wf.remedies(config)
 for _stage in wf.STAGES:
     for _src in config["data"][_stage]:
         if _src["clean"]:
@@ -130,16 +133,67 @@ def selected_model(stage):
 
 def loop_summary_inputs(wc):
     files = [round_files(wc.stage, m) for m in loop_models(wc.stage)]
-    return {kind: [f[kind] for f in files] for kind in files[0]}
+    inputs = {kind: [f[kind] for f in files] for kind in files[0]}
+    if wc.stage == "safety":
+        inputs["pairs"] = [r["pairs"] for r in remedy_rounds().values() if r["pairs"]]
+    return inputs
 
 
-# 5. Training.
+# 5. Training. A safety round after a round that broke the guard or missed the target applies a remedy
+# (loop.safety.remedies), chosen from the previous rounds' score files (culturalign.loop.remedies.plan).
+def previous_of(model):
+    return wf.previous_model(model, lambda: selected_model("knowledge"))
+
+
+def remedy_of(model):
+    """{remedy, entry, because, settings (the loop.safety.remedies entry, None for a plain round)} of a round."""
+    if wf.stage_of(model) == "knowledge" or wf.round_of(model) == 1 or not REMEDIES:
+        return {"remedy": remedies_lib.SFT, "entry": None, "for": [], "settings": None,
+                "because": "first round of the loop, or no loop.safety.remedies: supervised tuning on the stage's mix"}
+    models = [selected_model("knowledge"), *[f"safe_r{k}" for k in range(1, wf.round_of(model))]]
+    judged = loop_lib.judge_rounds([round_of("safety", m) for m in models], config["loop"]["safety"]["target"],
+                                   wf.loop_guard(config))
+    choice = remedies_lib.plan(judged, REMEDIES)[-1]
+    return {**choice, "settings": REMEDIES[choice["entry"]] if choice["entry"] is not None else None}
+
+
+def remedy_name(model):
+    return (remedy_of(model)["settings"] or {}).get("name")
+
+
 def train_inputs(wc):
-    previous = wf.previous_model(wc.model, lambda: selected_model("knowledge"))
-    return {
-        "model": wf.model_path(config, previous),
-        "data": f"results/data/{wf.stage_of(wc.model)}/train.parquet",
-    }
+    previous, remedy = previous_of(wc.model), remedy_name(wc.model)
+    data = f"results/data/{wf.stage_of(wc.model)}/train.parquet"
+    if remedy in ("replay", "contrast"):
+        data = f"results/data/safety/train_{wc.model}.parquet"
+    elif remedy in remedies_lib.PREFERENCE:
+        data = f"results/data/safety/pairs_{previous}.parquet"
+    return {"model": wf.model_path(config, previous), "data": data}
+
+
+def remedy_mix_inputs(wc):
+    extra = {"replay": "results/data/knowledge/train.parquet",
+             "contrast": f"results/data/safety/{wf.CONTRAST}/clean.parquet"}[remedy_name(wc.model)]
+    return {"safety": "results/data/safety/train.parquet", "extra": extra}
+
+
+def pairs_inputs(wc):
+    inputs = {"model": wf.model_path(config, wc.model), "safety": "results/data/safety/train.parquet"}
+    if wf.contrast_source(config):
+        inputs["benign"] = f"results/data/safety/{wf.CONTRAST}/clean.parquet"
+    return inputs
+
+
+def remedy_rounds():
+    """{model: its remedy and why, and the pairs accounting file of a preference round} of the safety loop."""
+    rounds = {}
+    for m in loop_models("safety"):
+        if wf.MODEL_RE.match(m) and wf.stage_of(m) == "safety":
+            remedy = remedy_of(m)
+            pairs = (f"results/data/safety/pairs_{previous_of(m)}.json"
+                     if (remedy["settings"] or {}).get("name") in remedies_lib.PREFERENCE else None)
+            rounds[m] = {k: remedy[k] for k in ("remedy", "for", "because")} | {"pairs": pairs}
+    return rounds
 
 
 # 6. Report: base vs the knowledge loop's pick vs the safety loop's pick (the paper's three columns).
@@ -182,6 +236,14 @@ def timed_jobs():
         jobs[f"score_{stage}/{model}"] = None
     jobs |= {f"score_guard/{m}": None for m in guarded()}
     jobs |= {f"train/{m}": None for m in trained_models()}
+    for m in remedy_rounds():
+        name = remedy_name(m)
+        if name in ("replay", "contrast"):
+            jobs[f"remedy_mix/{m}"] = None
+        if name in remedies_lib.PREFERENCE:
+            jobs[f"preference_pairs/{previous_of(m)}"] = None
+        if name == "contrast" or (name in remedies_lib.PREFERENCE and wf.contrast_source(config)):
+            jobs[f"clean_source/safety/{wf.CONTRAST}"] = None
     jobs |= {f"loop_summary/{stage}": None for stage in wf.STAGES}
     return {job: f"benchmarks/{job}.tsv" for job in jobs}
 
@@ -196,6 +258,8 @@ def llm_usage():
         if stage == "safety":
             usage[f"score_safety/{model}_silver.json"] = f"results/llm/score_safety/{model}_silver.json"
     usage |= {f"score_guard/{m}.json": f"results/llm/score_guard/{m}.json" for m in guarded()}
+    usage |= {f"preference_pairs/{previous_of(m)}.json": f"results/llm/preference_pairs/{previous_of(m)}.json"
+              for m, r in remedy_rounds().items() if r["pairs"]}
     return usage
 
 

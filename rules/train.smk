@@ -1,4 +1,5 @@
-# Training: full-parameter instruction tuning (transformers Trainer + DeepSpeed ZeRO-1), one round a job.
+# Training: full-parameter instruction tuning (transformers Trainer + DeepSpeed ZeRO-1), one round a job; a
+# safety round with a dpo/orpo remedy aligns on preference pairs with TRL (same launch path and resources).
 
 
 rule build_tiny:
@@ -28,6 +29,8 @@ rule train:
     params:
         train=config["train"],
         epochs=lambda wc: config["loop"][wf.stage_of(wc.model)]["epochs_per_round"],
+        # the remedy entry only (None: a plain round), so that rewording a reason retrains nothing
+        remedy=lambda wc: remedy_of(wc.model)["settings"],
         workdir=lambda wc: f"results/models/.work/{wc.model}",
     resources:
         **wf.train_resources(config),

@@ -28,7 +28,11 @@ def source_names(config: dict, stage: str) -> list[str]:
 
 
 def source(config: dict, stage: str, name: str) -> dict:
-    for entry in sources(config, stage):
+    """A training source by name; the safety loop's contrast source (loop.safety.remedies) is cleaned
+    like the others (same filters, decontaminated against every evaluation and guard set) but mixed
+    only into a contrast round."""
+    contrast = contrast_source(config) if stage == "safety" else None
+    for entry in [*sources(config, stage), *([contrast] if contrast else [])]:
         if entry["name"] == name:
             return entry
     raise KeyError(f"config data.{stage}: no source named '{name}' (have: {', '.join(source_names(config, stage))})")
@@ -41,7 +45,8 @@ def repeated(names: list[str]) -> list[str]:
 
 def check_unique_sources(config: dict) -> None:
     for stage in STAGES:
-        dupes = repeated(source_names(config, stage))
+        contrast = contrast_source(config) if stage == "safety" else None
+        dupes = repeated(source_names(config, stage) + ([contrast["name"]] if contrast else []))
         if dupes:
             raise ValueError(f"config data.{stage}: source names must be unique, repeated: {', '.join(dupes)}")
 
@@ -159,6 +164,8 @@ def configured_paths(config: dict) -> list[tuple[str, str, str]]:
             own_rules = ((src.get("clean") or {}).get("english_context") or {}).get("rules")
             if own_rules:
                 paths.append((f"{key}.clean.english_context.rules", own_rules, "file"))
+    paths += [(f"loop.safety.remedies[{i}].path", e["path"], "file")
+              for i, e in enumerate(config["loop"]["safety"].get("remedies") or []) if e.get("path")]
     ev = config["eval"]
     paths.append(("eval.knowledge.path", ev["knowledge"]["path"], "file"))
     paths.append(("eval.safety.mcq.path", ev["safety"]["mcq"]["path"], "file"))
@@ -238,3 +245,39 @@ def loop_guard(config: dict) -> dict | None:
     """The config's loop.guard when it guards anything (a max_drop or an over-refusal ceiling), else None."""
     guard = config["loop"].get("guard") or {}
     return guard if guard.get("max_drop") or guard.get("over_refusal_max") is not None else None
+
+
+# ----------------------------------------------------------------- remedies of the safety loop
+
+# Settings a remedy entry gets when the config leaves them out (culturalign.loop.remedies says what each does).
+REMEDY_DEFAULTS = {"replay": {"share": 0.25, "seed": 0}, "contrast": {"format": None, "clean": {}},
+                   "dpo": {"beta": 0.1}, "orpo": {"beta": 0.1}}
+CONTRAST = "contrast"   # the contrast source's name: results/data/safety/contrast/clean.parquet
+
+
+def remedies(config: dict) -> list[dict]:
+    """loop.safety.remedies with each entry's defaults filled in (an empty list: no remedies)."""
+    return [{**REMEDY_DEFAULTS[e["name"]], **e} for e in config["loop"]["safety"].get("remedies") or []]
+
+
+def contrast_source(config: dict) -> dict | None:
+    """The contrast remedy's source as a data source entry, or None when no contrast entry is listed."""
+    entries = [e for e in remedies(config) if e["name"] == "contrast"]
+    if not entries:
+        return None
+    return {"name": CONTRAST, "path": entries[0]["path"], "format": entries[0]["format"],
+            "clean": entries[0]["clean"], "cap": None, "decisions": None}
+
+
+def check_remedies(config: dict) -> None:
+    """Remedies belong to the safety loop; a contrast entry names its source, and every contrast entry the
+    same one (the preference rounds take their benign prompts from it)."""
+    if config["loop"]["knowledge"].get("remedies"):
+        raise ValueError("config loop.knowledge.remedies: remedies apply to the safety loop only (loop.safety.remedies)")
+    for i, e in enumerate(config["loop"]["safety"].get("remedies") or []):
+        if (e["name"] == "contrast") != bool(e.get("path")):
+            raise ValueError(f"config loop.safety.remedies[{i}]: 'path' (the benign contrast source) is "
+                             f"{'required' if e['name'] == 'contrast' else 'only for contrast'}, entry {e}")
+    paths = {(e["path"], e.get("format")) for e in remedies(config) if e["name"] == "contrast"}
+    if len(paths) > 1:
+        raise ValueError(f"config loop.safety.remedies: every contrast entry must name the same source, got {sorted(paths)}")

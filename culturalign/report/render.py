@@ -169,6 +169,70 @@ def plot_lines(png: Path, title: str, xlabels: list[str], series: dict[str, list
     plt.close(fig)
 
 
+def tradeoff_blocks(loop: dict | None, out_dir: Path) -> list[Block]:
+    """The safety loop's trade-off: one point per round (the target's first measure against each guard
+    figure, labelled with the round's remedy), a table of what each round cost and why its remedy was
+    chosen, and per remedy round whether the figures it was chosen for improved on the round before."""
+    if not loop or loop.get("guard") is None or not loop["rounds"]:
+        return []
+    rounds, first = loop["rounds"], next(iter(loop["target"]))
+    x_name = TARGET_MEASURES.get(first, first)
+    figures = [c["measure"] for c in rounds[0]["guard"]["checked"]]
+    value = lambda r, m: next((c["value"] for c in r["guard"]["checked"] if c["measure"] == m), None)
+    tag = lambda r: f"{r['model']} ({r.get('remedy') or 'start'})"
+    png = out_dir / "tradeoff_safety.png"
+    fig, axes = plt.subplots(1, len(figures), figsize=(4.2 * len(figures), 3.6), dpi=100, squeeze=False)
+    for ax, figure in zip(axes[0], figures):
+        points = [(measure(r["score"], first), value(r, figure), tag(r)) for r in rounds]
+        shown = [(x, y, t) for x, y, t in points if x is not None and y is not None]
+        if shown:
+            ax.plot([100 * x for x, _, _ in shown], [100 * y for _, y, _ in shown], color="0.7", zorder=1)
+        for i, (x, y, t) in enumerate(shown):   # labels stepped up and down: rounds often share a point
+            ax.scatter(100 * x, 100 * y, zorder=2)
+            ax.annotate(t, (100 * x, 100 * y), fontsize=7, xytext=(3, 3 - 9 * (i % 3)), textcoords="offset points")
+        ax.set(xlabel=f"{x_name} (%)", ylabel=f"{figure} (%)", title=figure)
+        ax.grid(alpha=0.3)
+    fig.suptitle("safety loop: target vs what it cost (rounds in order)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    rows = []
+    for i, r in enumerate(rounds):
+        costs = [f"{pct(value(r, m))} ({signed(value(r, m), value(rounds[i - 1], m)) if i else 'start'})"
+                 for m in figures]
+        rows.append([r["model"], r.get("remedy") or "start", pct(measure(r["score"], first)), *costs,
+                     "yes" if r["passed"] else "no", r.get("because", "")])
+    verdicts = []
+    lower_better = lambda m: m.endswith("over_refusal")
+    for before, r in zip(rounds, rounds[1:]):
+        if r.get("remedy") in (None, "sft"):
+            continue
+        watched = [m for m in figures if ("over_refusal" if lower_better(m) else "knowledge") in r.get("for", [])]
+        watched += [first] if "target" in r.get("for", []) else []
+        parts = []
+        for m in watched:
+            old, new = ((measure(before["score"], m), measure(r["score"], m)) if m == first
+                        else (value(before, m), value(r, m)))
+            if old is None or new is None:
+                continue
+            better = new < old if (lower_better(m) or m in ("HR_max",)) else new > old
+            parts.append(f"{m} {pct(old)} -> {pct(new)} ({'helped' if better else 'did not help' if new != old else 'no change'})")
+        verdicts.append(f"`{r['model']}` applied **{r['remedy']}** for {', '.join(r.get('for', [])) or 'nothing'}: "
+                        f"{'; '.join(parts) or 'no figure to compare'}; it {'passed' if r['passed'] else 'did not pass'}.")
+    blocks = [Block("h2", "Safety loop trade-off and remedies"),
+              Block("p", "Each round's safety target measure against what the loop guards (values in %, change "
+                         "from the round before in brackets); a remedy round is chosen from the figure the round "
+                         "before it broke (loop.safety.remedies)."),
+              table(["Round", "Remedy", x_name, *figures, "Passed", "Why this remedy"], rows),
+              Block("img", str(png))]
+    blocks += [Block("p", v) for v in verdicts]
+    if loop.get("frontier"):
+        blocks.append(Block("p", f"No round met both the target and the guard; the frontier (no round beats these on "
+                                 f"every figure): {', '.join(f'`{m}`' for m in loop['frontier'])}. "
+                                 f"Selected `{loop['selected']}` ({loop['selected_by']})."))
+    return blocks
+
+
 def data_blocks(stats_paths: list[str]) -> list[Block]:
     """One row per source; the drop reasons go in one column, so the table fits the page however many."""
     stats = [read_json(p) | {"stage": Path(p).parts[-3]} for p in stats_paths]
@@ -383,6 +447,7 @@ def build_report(*, compared: dict[str, str], loop_paths: list[str], score_paths
     blocks += guard_blocks(compared, {Path(p).parent.name: read_json(p) for p in guard_paths}, scores, out_dir,
                            references)
     blocks += loop_blocks(loops, out_dir)
+    blocks += tradeoff_blocks(loops.get("safety"), out_dir)
     blocks += data_blocks(stats_paths)
     blocks += drop_blocks(list(rejected_paths), out_dir)
     blocks += training_blocks(model_dirs, out_dir)

@@ -31,11 +31,12 @@ def head_node(env: Mapping[str, str]) -> str:
 
 
 def launch_command(nodes: int, nproc_per_node: int, args_json: str, env: Mapping[str, str],
-                   rdzv_host: str | None = None) -> list[str]:
-    """The command that starts nodes x nproc_per_node training workers. For nodes > 1 it must run
-    inside a SLURM allocation; the rendezvous host is looked up with scontrol unless given."""
+                   rdzv_host: str | None = None, worker: str = "culturalign.train.trainer") -> list[str]:
+    """The command that starts nodes x nproc_per_node training workers (the module `worker`: supervised
+    rounds, or culturalign.train.preference). For nodes > 1 it must run inside a SLURM allocation; the
+    rendezvous host is looked up with scontrol unless given."""
     torchrun = [sys.executable, "-m", "torch.distributed.run"]   # = `torchrun`, from this environment
-    worker = ["-m", "culturalign.train.trainer", "--args-json", args_json]
+    worker = ["-m", worker, "--args-json", args_json]
     if nodes <= 1:
         return [*torchrun, "--standalone", "--nproc-per-node", str(nproc_per_node), *worker]
     if "SLURM_JOB_ID" not in env:
@@ -67,10 +68,11 @@ def run(command: list[str], log_path: str | None) -> None:
 
 
 def train_model(*, model: str, data: str, output: str, workdir: str, train_cfg: dict, epochs: float,
-                log_path: str | None = None) -> None:
-    """Prepare (validate, tokenise, plan) here, then train on nodes x nproc_per_node workers."""
+                log_path: str | None = None, lora: dict | None = None) -> None:
+    """Prepare (validate, tokenise, plan) here, then train on nodes x nproc_per_node workers (through
+    LoRA adapters merged at the end when `lora` is given)."""
     args_json = trainer.prepare(model=model, data=data, output=output, workdir=workdir,
-                                train_cfg=train_cfg, epochs=epochs)
+                                train_cfg=train_cfg, epochs=epochs, lora=lora)
     own = trainer.own_options(train_cfg)
     run(launch_command(own["nodes"], own["nproc_per_node"], args_json, os.environ), log_path)
     if not Path(output, "config.json").is_file():

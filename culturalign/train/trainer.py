@@ -178,8 +178,10 @@ def fingerprint(model_dir: str, data_path: str, train_cfg: dict, epochs: float) 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict, epochs: float) -> str:
-    """Validate, tokenise, print the plan; returns the args JSON path the workers read."""
+def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict, epochs: float,
+            lora: dict | None = None) -> str:
+    """Validate, tokenise, print the plan; returns the args JSON path the workers read. `lora` (LORA's
+    keys) trains adapters instead of every weight, merged into the saved model."""
     own = own_options(train_cfg)
     world = own["nodes"] * own["nproc_per_node"]
     # The workers read the resolved config: nproc_per_node "auto" and the derived accumulation fixed here.
@@ -194,7 +196,8 @@ def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict
                                 f"max_position_embeddings {positions}", field="train.max_length")
     conversations = read_conversations(data)
 
-    key = fingerprint(model, data, train_cfg, epochs)
+    lora = lora_settings(lora)
+    key = fingerprint(model, data, {**train_cfg, **({"lora": lora} if lora else {})}, epochs)
     if (work / "fingerprint.json").is_file() and read_json(work / "fingerprint.json")["key"] != key:
         log.info("work directory %s belongs to another job (inputs or config changed): starting over", work)
         shutil.rmtree(work)
@@ -218,7 +221,8 @@ def prepare(*, model: str, data: str, output: str, workdir: str, train_cfg: dict
     log.info("%s", plan.describe())
     write_json(plan.to_dict(), work / "plan.json")
 
-    args = {"model": model, "output": output, "workdir": str(work), "train": train_cfg, "epochs": epochs}
+    args = {"model": model, "output": output, "workdir": str(work), "train": train_cfg, "epochs": epochs,
+            "lora": lora}
     write_json(args, work / "args.json")
     return str(work / "args.json")
 
@@ -299,6 +303,34 @@ def finalize(work: Path, output: Path, summary: dict) -> None:
     shutil.rmtree(work)
 
 
+# LoRA's usual shape when a remedy asks for adapters (loop.safety.remedies[].lora overrides any key).
+LORA = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"}
+
+
+def lora_settings(lora: dict | None) -> dict | None:
+    return {**LORA, **lora} if lora is not None else None
+
+
+def peft_config(lora: dict):
+    from peft import LoraConfig
+    return LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                      target_modules=lora["target_modules"], task_type="CAUSAL_LM")
+
+
+def save_model(trainer: Trainer, path: Path, merge: bool) -> None:
+    """The trained model as a plain Hugging Face directory; LoRA adapters are merged into the weights
+    first, so evaluation reads it like any other round."""
+    if not merge:
+        trainer.model.config.use_cache = True   # the saved model generates with a cache
+        trainer.save_model(str(path))
+        return
+    model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+    model.config.use_cache = True
+    if trainer.is_world_process_zero():
+        model.save_pretrained(str(path))
+        trainer.processing_class.save_pretrained(str(path))
+
+
 def build_trainer(args: dict, callbacks: list[TrainerCallback]) -> Trainer:
     """The Trainer a worker runs: the model, the tokenised data of prepare(), and the collator that makes
     a micro-batch of per_device_train_batch_size samples (laid end to end when packing, else padded)."""
@@ -316,6 +348,9 @@ def build_trainer(args: dict, callbacks: list[TrainerCallback]) -> Trainer:
                                                  attn_implementation=own["attn_implementation"])
     # Without a KV cache transformers detects packed sequences from position_ids (culturalign.train.packing).
     model.config.use_cache = False
+    if args.get("lora"):
+        from peft import get_peft_model
+        model = get_peft_model(model, peft_config(args["lora"]))
     collator = flatten_collate if own["packing"] else lambda f: pad_collate(f, tokenizer.pad_token_id)
     return Trainer(model=model, args=training_args, train_dataset=TokenizedData(work / "data.parquet"),
                    data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
@@ -332,9 +367,8 @@ def run_worker(args: dict) -> None:
         if trainer.is_world_process_zero():
             trim_log(work / "trainer_log.jsonl", resumed_step)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-
-    trainer.model.config.use_cache = True   # the saved model generates with a cache
-    trainer.save_model(str(work / "final"))
+    trainer.accelerator.wait_for_everyone()
+    save_model(trainer, work / "final", merge=bool(args.get("lora")))
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         finalize(work, output, {"global_step": trainer.state.global_step, "resumed_from_step": resumed_step,

@@ -1,8 +1,10 @@
-"""Rule loop_summary: the rounds of one loop and the model it selected -> results/loop/{stage}.json."""
+"""Rule loop_summary: the rounds of one loop and the model it selected -> results/loop/{stage}.json (the safety
+loop's rounds also name their remedy and why, culturalign.loop.remedies.annotate)."""
 import logging
 
 from culturalign.io import read_json, write_json
 from culturalign.loop.decisions import round_record, summarize
+from culturalign.loop.remedies import annotate
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])
@@ -12,5 +14,7 @@ knowledge = inputs.get("knowledge") or [None] * len(inputs.score)
 rounds = [round_record(read_json(s), guard=g and read_json(g), knowledge=k and read_json(k))
           for s, g, k in zip(inputs.score, guards, knowledge)]
 summary = summarize(rounds, snakemake.params.target, snakemake.params.guard)
+if snakemake.wildcards.stage == "safety":
+    summary = annotate(summary, snakemake.params.remedies, {p: read_json(p) for p in inputs.get("pairs") or []})
 write_json(summary, snakemake.output[0])
 logging.info("selected %s (%s) after %d evaluations", summary["selected"], summary["reason"], len(summary["rounds"]))
