@@ -461,7 +461,8 @@ def evaluate_guard_set(model_dir: str, spec: dict, *, judges: dict[str, dict], d
 
         judge_cfg = judges[spec.get("judge") or default_judge]
         answers = generate(model_dir, items, **gen)["answer"].to_list()
-        degrees = classify_refusal(items, answers, judge_cfg, cache_path=cache_path, usage_path=usage_path)
+        degrees = classify_refusal(items, answers, judge_cfg, cache_path=cache_path, usage_path=usage_path,
+                                   risky=False)   # XSTest's safe prompts are safe: the judge is not told otherwise
         rows = xstest_rows(items, answers, degrees, load_keywords(judge_cfg.get("keywords"))["refusal"])
         return xstest_metrics(rows, judge=judge_name(judge_cfg), limit=limit), rows
     prompts = loglik.build_prompts(items, PROMPT_STYLES[loaded["format"]])
