@@ -120,12 +120,13 @@ def loop_models(stage):
     cfg = config["loop"][stage]
     start = "base" if stage == "knowledge" else selected_model("knowledge")
     return loop_lib.walk(start, wf.PREFIX[stage], cfg["max_rounds"], cfg["target"], lambda m: round_of(stage, m),
-                         wf.loop_guard(config))
+                         wf.loop_guard(config), config["judge"]["max_failed"])
 
 
 def selected_model(stage):
     rounds = [round_of(stage, m) for m in loop_models(stage)]
-    return loop_lib.summarize(rounds, config["loop"][stage]["target"], wf.loop_guard(config))["selected"]
+    return loop_lib.summarize(rounds, config["loop"][stage]["target"], wf.loop_guard(config),
+                              config["judge"]["max_failed"])["selected"]
 
 
 def loop_summary_inputs(wc):

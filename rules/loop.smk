@@ -1,5 +1,5 @@
 # The loops' decisions: per round, whether its score meets the stage's target, and the selected model
-# (culturalign/loop.py, the one place a pass is decided). Only this rule reads the targets, so changing
+# (culturalign/loop/decisions.py, the one place a pass is decided). Only this rule reads the targets, so changing
 # a target reruns the summaries and what depends on them, never a score or a generation.
 
 
@@ -11,6 +11,7 @@ rule loop_summary:
     params:
         target=lambda wc: config["loop"][wc.stage]["target"],
         guard=wf.loop_guard(config),
+        max_failed=config["judge"]["max_failed"],
     log:
         "logs/loop_summary/{stage}.log",
     benchmark:
