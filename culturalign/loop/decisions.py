@@ -154,7 +154,10 @@ def best_round(rounds: list[dict], target: dict) -> tuple[str, str]:
 
 
 def _judged_ok(r: dict, max_failed: float) -> bool:
-    return all(share <= max_failed for share in r["judge_failed"].values())
+    """Whether a judged round's judge held up: on its score's figures and on its guard's judged measures."""
+    broken = (r.get("guard") or {}).get("broken", [])
+    return (all(share <= max_failed for share in r["judge_failed"].values())
+            and not any(b.get("judge_failed") is not None for b in broken))
 
 
 def summarize(rounds: list[dict], target: dict, guard: dict | None = None,
@@ -200,7 +203,8 @@ def _note(judged: list[dict], selected: str, reason: str, guarded: bool, max_fai
             parts.append("No round held the guard, the starting model included.")
     if not any(_judged_ok(r, max_failed) for r in judged):
         parts.append("The judgements failed: in every round the judge could not label more than "
-                     f"{_pct(max_failed)} of some figure's questions, so no figure can be trusted.")
+                     f"{_pct(max_failed)} of some figure's questions (failures counted against the model), "
+                     "so no round could pass.")
     for r in judged:
         if r["model"] != selected and r["met_target"]:
             parts.append(f"Traded away: {r['model']} met the target but was rejected ({'; '.join(r['why'])}).")
