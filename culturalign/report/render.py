@@ -66,7 +66,7 @@ FAILED_MARK = "†"
 
 def marked(value: float | None, failed: bool) -> str:
     """A percentage, marked when its judge failed on more than judge.max_failed of its questions."""
-    return pct(value) + (FAILED_MARK if failed else "")
+    return pct(value) + (FAILED_MARK if failed and value is not None else "")
 
 
 def too_many_failures(block: dict | None, max_failed: float) -> bool:
