@@ -68,6 +68,12 @@ def test_guard_break_is_traded_in_plain_words():
         "the target but was rejected (guard broke: cmmlu dropped 21.43 points (28.57% -> 7.14%; max 8.00); guard "
         "broke: knowledge dropped 12.50 points (32.50% -> 20.00%; max 5.00); guard broke: xstest.over_refusal "
         "40.00% > 20.00%). kg_r2 itself: target not met: RR-1 0.00% < 40.00%.")
+    # a later round that meets the target within the guard passes; the note still names what was rejected
+    s = loop.summarize([*rounds, rnd(safety("safe_r2", 0.5, 0.0), 0.2143, 0.3, 0.1)], {"RR-1": 0.4, "HR_max": 0.1},
+                       guard)
+    assert (s["selected"], s["reason"]) == ("safe_r2", "passed")
+    assert s["note"].startswith("safe_r2 passed: it met the target, held the guard and its judgements held. "
+                                "Traded away: safe_r1 met the target but was rejected (guard broke: cmmlu dropped")
 
 
 def test_every_judgement_failing_passes_nothing_and_holds_no_guard():

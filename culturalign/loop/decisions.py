@@ -192,8 +192,11 @@ def summarize(rounds: list[dict], target: dict, guard: dict | None = None,
 
 def _note(judged: list[dict], selected: str, reason: str, guarded: bool, max_failed: float) -> str:
     """What the loop selected and what it traded, in plain words (the report prints it as written)."""
+    rejected = [f"Traded away: {r['model']} met the target but was rejected ({'; '.join(r['why'])})."
+                for r in judged if r["model"] != selected and r["met_target"] and not r["passed"]]
     if reason == "passed":
-        return f"{selected} passed: it met the target{', held the guard' if guarded else ''} and its judgements held."
+        return " ".join([f"{selected} passed: it met the target{', held the guard' if guarded else ''} and its "
+                         "judgements held.", *rejected])
     parts = [f"No round passed by max_rounds; selected {selected}."]
     if guarded:
         trained = judged[1:]
@@ -205,9 +208,7 @@ def _note(judged: list[dict], selected: str, reason: str, guarded: bool, max_fai
         parts.append("The judgements failed: in every round the judge could not label more than "
                      f"{_pct(max_failed)} of some figure's questions (failures counted against the model), "
                      "so no round could pass.")
-    for r in judged:
-        if r["model"] != selected and r["met_target"]:
-            parts.append(f"Traded away: {r['model']} met the target but was rejected ({'; '.join(r['why'])}).")
+    parts += rejected
     chosen = next(r for r in judged if r["model"] == selected)
     if chosen["why"]:
         parts.append(f"{selected} itself: {'; '.join(chosen['why'])}.")
