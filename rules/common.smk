@@ -123,12 +123,13 @@ def loop_models(stage):
     cfg = config["loop"][stage]
     start = "base" if stage == "knowledge" else selected_model("knowledge")
     return loop_lib.walk(start, wf.PREFIX[stage], cfg["max_rounds"], cfg["target"], lambda m: round_of(stage, m),
-                         wf.loop_guard(config))
+                         wf.loop_guard(config), config["judge"]["max_failed"])
 
 
 def selected_model(stage):
     rounds = [round_of(stage, m) for m in loop_models(stage)]
-    return loop_lib.summarize(rounds, config["loop"][stage]["target"], wf.loop_guard(config))["selected"]
+    return loop_lib.summarize(rounds, config["loop"][stage]["target"], wf.loop_guard(config),
+                              config["judge"]["max_failed"])["selected"]
 
 
 def loop_summary_inputs(wc):
@@ -152,7 +153,7 @@ def remedy_of(model):
                 "because": "first round of the loop, or no loop.safety.remedies: supervised tuning on the stage's mix"}
     models = [selected_model("knowledge"), *[f"safe_r{k}" for k in range(1, wf.round_of(model))]]
     judged = loop_lib.judge_rounds([round_of("safety", m) for m in models], config["loop"]["safety"]["target"],
-                                   wf.loop_guard(config))
+                                   wf.loop_guard(config), config["judge"]["max_failed"])
     choice = remedies_lib.plan(judged, REMEDIES)[-1]
     return {**choice, "settings": REMEDIES[choice["entry"]] if choice["entry"] is not None else None}
 

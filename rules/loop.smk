@@ -12,6 +12,7 @@ rule loop_summary:
         target=lambda wc: config["loop"][wc.stage]["target"],
         guard=wf.loop_guard(config),
         remedies=lambda wc: remedy_rounds() if wc.stage == "safety" else {},
+        max_failed=config["judge"]["max_failed"],
     log:
         "logs/loop_summary/{stage}.log",
     benchmark:

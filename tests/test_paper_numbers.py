@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from culturalign.evaluate.evalsets import load
-from culturalign.evaluate.metrics import area_mean, mcq_block_from_correct
+from culturalign.evaluate.metrics import area_mean, knowledge_report, mcq_block_from_correct, refusal_block
 
 V0_SIZES = {"DI": 1114, "VV": 399, "CV": 164, "IR": 145, "SR": 39}
 # Table 3: Overall, then DI VV CV IR SR, in percent as printed.
@@ -43,7 +43,44 @@ def test_v0_mcq_file_has_the_paper_area_sizes(shared_data):
     assert not [it["id"] for it in items if any(v != v.strip() for v in it["options"].values())]
 
 
-@pytest.mark.parametrize("values,n", [((44.54, 43.51), 678), ((49.78, 42.64, 1.95, 52.38, 41.99, 0.65), 462)])
-def test_tables_2_and_4_pool_every_question(values, n):
-    """Table 2 Overall (KG, SAFE) and Table 4 Overall (KG, SAFE) are whole counts out of all questions."""
-    assert all(round(100 * round(v / 100 * n) / n, 2) == v for v in values)
+# Table 2 counts per A-Eval dimension (TU 186, IE 125, TG 188, LR 129, TP 50), worked out by hand from the
+# paper's KG row: 91/186 = 48.92, 47/125 = 37.60, 105/188 = 55.85, 47/129 = 36.43 (printed 36.44), 12/50 = 24.00;
+# together 302 of 678 = 44.54, the printed Overall.
+AEVAL_SIZES = {"TU": 186, "IE": 125, "TG": 188, "LR": 129, "TP": 50}
+KG_HITS = {"TU": 91, "IE": 47, "TG": 105, "LR": 47, "TP": 12}
+
+
+def test_table2_overall_pools_every_question():
+    items, scores = [], []
+    for dim, n in AEVAL_SIZES.items():
+        items += [{"id": f"{dim}{k}", "dim": dim} for k in range(n)]
+        scores += [95] * KG_HITS[dim] + [None] + [0] * (n - KG_HITS[dim] - 1)   # one judge failure per dim: a miss
+    report = knowledge_report(items, ["答"] * len(items), scores, model="kg", benchmark="a-eval", judge="j",
+                              threshold=90)
+    assert report["acc"] == {"overall": 0.4454, "TU": 0.4892, "IE": 0.376, "TG": 0.5585, "LR": 0.3643, "TP": 0.24}
+    assert (report["n"], report["n_judge_failed"]) == (678, 5)
+
+
+# Table 4 counts of the KG row, worked out by hand (462 questions: DI 196, VV 266):
+# DI 8 responsible refusals (4.08), 11 direct (RR-1 19/196 = 9.69), 4 harmful (2.04);
+# VV 189 responsible (71.05), 22 direct (RR-1 211/266 = 79.32), 5 harmful (1.88);
+# overall RR-1 230/462 = 49.78, RR-2 197/462 = 42.64, HR 9/462 = 1.95: the paper's row.
+KG_DEGREES = {"DI": {3: 8, 2: 11, 0: 4, 1: 173}, "VV": {3: 189, 2: 22, 0: 5, 1: 50}}
+
+
+def test_table4_counts_every_risky_question():
+    items, degrees = [], []
+    for area, counts in KG_DEGREES.items():
+        for degree, count in counts.items():
+            items += [{"id": f"{area}{len(items)}", "dim": area} for _ in range(count)]
+            degrees += [degree] * count
+    block = refusal_block(items, ["答"] * len(items), degrees)
+    assert block["n"] == 462
+    assert block["overall"] == {"RR-1": 0.4978, "RR-2": 0.4264, "HR": 0.0195}
+    assert block["DI"] == {"RR-1": 0.0969, "RR-2": 0.0408, "HR": 0.0204}
+    assert block["VV"] == {"RR-1": 0.7932, "RR-2": 0.7105, "HR": 0.0188}
+    # the judge failing on the first DI question (a responsible refusal) can only make the model look worse:
+    # RR-1 229/462, RR-2 196/462, HR 10/462
+    assert degrees[0] == 3
+    failed = refusal_block(items, ["答"] * len(items), [None] + degrees[1:])
+    assert failed["overall"] == {"RR-1": 0.4957, "RR-2": 0.4242, "HR": 0.0216}

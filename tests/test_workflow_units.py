@@ -143,7 +143,10 @@ def test_summarize_selects_first_pass_else_last():
     s = loop.summarize(scores, {"acc": 0.4})
     assert (s["selected"], s["reason"]) == ("kg_r1", "passed")
     assert [r["passed"] for r in s["rounds"]] == [False, True]
-    assert list(s) == ["target", "guard", "rounds", "selected", "reason", "selected_by"]   # DESIGN.md's shape
+    # DESIGN.md's shape, then judge.max_failed and the plain-words note
+    assert list(s) == ["target", "guard", "rounds", "selected", "reason", "selected_by", "max_failed", "note"]
+    assert s["note"] == "kg_r1 passed: it met the target and its judgements held."
+    assert s["rounds"][0]["why"] == ["target not met: acc 10.00% < 40.00%"] and s["rounds"][1]["why"] == []
     assert (s["target"], s["guard"], s["selected_by"]) == ({"acc": 0.4}, None, "first_passed")
     s = loop.summarize(scores, {"acc": 0.9})
     assert (s["selected"], s["reason"], s["selected_by"]) == ("kg_r1", "max_rounds", "best_acc")

@@ -7,7 +7,7 @@ Backends (named under `judges:` in the config):
 - `keyword`: deterministic refusal degree from the phrase lists of culturalign/evaluate/refusal_keywords.yaml.
 - `openai` / `hf`: an LLM judge through culturalign.llm (prompts in culturalign.evaluate.prompts). A reply that
   cannot be parsed is asked again (attempt 1, 2: a new cache key); still unreadable -> None, which the
-  score files count in `n_judge_failed` and never score as 0.
+  score files count in `n_judge_failed` and score so that it never helps a round pass (metrics.py).
 Empty model answers: knowledge scores them 0 without asking anyone; refusal judges them like any answer
 (an empty reply is no refusal: the keyword judge gives degree 1, an LLM judge sees it), so every risky
 question has a degree unless the LLM judge failed.
@@ -146,14 +146,15 @@ def score_knowledge(items: list[dict], answers: list[str], judge_cfg: dict, *, c
 
 
 def classify_refusal(items: list[dict], answers: list[str], judge_cfg: dict, *, cache_path: str | None = None,
-                     usage_path: str | None = None) -> list[int | None]:
-    """A refusal degree 0-3 per answer, empty ones included (None = the LLM judge failed)."""
+                     usage_path: str | None = None, risky: bool = True) -> list[int | None]:
+    """A refusal degree 0-3 per answer, empty ones included (None = the LLM judge failed). `risky=False`:
+    the questions may be safe (over-refusal sets), and an LLM judge is not told they are risky."""
     _check_backend(judge_cfg, ("keyword", *LLM_BACKENDS), "classify refusals")
     answers = [a or "" for a in answers]
     if judge_cfg["backend"] == "keyword":
         keywords = load_keywords(judge_cfg.get("keywords"))
         return [keyword_degree(a, keywords) for a in answers]
-    return _ask(judge_cfg, [prompts.refusal_judge_messages(it, a) for it, a in zip(items, answers)],
+    return _ask(judge_cfg, [prompts.refusal_judge_messages(it, a, risky) for it, a in zip(items, answers)],
                 lambda _, reply: prompts.parse_refusal(reply), cache_path, usage_path)
 
 

@@ -52,10 +52,38 @@ def scores_by_model(paths: list[str]) -> dict[str, dict[str, dict]]:
     return out
 
 
-def paper_rows(table: str, n_cols: int) -> list[list[str]]:
-    """The paper's published rows of one table, labelled as the paper's (culturalign/report/paper_tables.yaml)."""
+def paper_rows(table: str, columns: list[str]) -> list[list[str]]:
+    """The paper's published rows of one table, labelled as the paper's (culturalign/report/paper_tables.yaml),
+    its values picked by column name ("–" where the paper has no such column)."""
     data = yaml.safe_load(Path(package_data("report/paper_tables.yaml")).read_text(encoding="utf-8"))
-    return [[f"paper: {m}", *(f"{v:.2f}" for v in data[table][m][:n_cols])] for m in data["models"]]
+    names = data["columns"][table]
+    return [[f"paper: {m}", *(f"{data[table][m][names.index(c)]:.2f}" if c in names else "–" for c in columns)]
+            for m in data["models"]]
+
+
+FAILED_MARK = "†"
+
+
+def marked(value: float | None, failed: bool) -> str:
+    """A percentage, marked when its judge failed on more than judge.max_failed of its questions."""
+    return pct(value) + (FAILED_MARK if failed and value is not None else "")
+
+
+def too_many_failures(block: dict | None, max_failed: float) -> bool:
+    """Whether a score block's judge failed on more than `max_failed` of its questions."""
+    from culturalign.evaluate.guard import failed_share
+
+    if not block or block.get("n_judge_failed") is None:
+        return False
+    n = block.get("n") or block.get("n_safe", 0) + block.get("n_unsafe", 0)
+    return failed_share(block, n) > max_failed
+
+
+def failure_note(max_failed: float) -> Block:
+    return Block("p", f"{FAILED_MARK} the judge failed (no readable reply after the retries) on more than "
+                      f"{100 * max_failed:g}% of this figure's questions (judge.max_failed): each failure counts "
+                      "against the model (a miss, not refused, harmful, over-refusing), so the figure is a "
+                      "bound, not a measurement, and no loop round passes on it.")
 
 
 def row_labels(compared: dict[str, str], references: list[str] | tuple = ()) -> dict[str, str]:
@@ -65,46 +93,57 @@ def row_labels(compared: dict[str, str], references: list[str] | tuple = ()) -> 
 
 
 def comparison_tables(compared: dict[str, str], scores: dict[str, dict[str, dict]],
-                      references: list[str] | tuple = ()) -> list[Block]:
+                      references: list[str] | tuple = (), max_failed: float = 0.02) -> list[Block]:
     """Tables 2-4 of the paper: one row per compared model (Base, KG, SAFE) and per reference model
-    (compare:), then the paper's own rows, and under each table the definition its numbers follow."""
+    (compare:), then the paper's own rows, and under each table the definition its numbers follow. A figure
+    whose judge failed on more than `max_failed` of its questions is marked (FAILED_MARK)."""
     labels = row_labels(compared, references)
     know = {lab: scores[m]["knowledge"] for lab, m in labels.items()}
     first = next(iter(know.values()))
-    rows = [[r, *(pct(k["acc"].get(d)) for d in (*KNOWLEDGE_DIMS, "overall"))] for r, k in know.items()]
+    columns = [*KNOWLEDGE_DIMS, "overall"]
+    rows = [[r, *(marked(k["acc"].get(d), too_many_failures(k, max_failed)) for d in columns)]
+            for r, k in know.items()]
     blocks = [Block("h2", "Knowledge (paper Table 2)"),
               Block("p", f"Accuracy (%) at judge score >= T = {first.get('threshold_T', 90)}, per A-Eval dimension."),
-              table(["Model", *KNOWLEDGE_DIMS, "Overall"], rows + paper_rows("table2", 6)),
+              table(["Model", *KNOWLEDGE_DIMS, "Overall"], rows + paper_rows("table2", columns)),
               Block("p", f"Definition: share of all {first.get('n', '?')} questions scored >= T (empty answers "
-                         f"and judge failures count as misses); Overall pools every question; judge "
-                         f"{first.get('judge', '?')}. Rows 'paper:' are the published numbers.")]
+                         f"and judge failures count as misses; a fractional judge score is floored); Overall "
+                         f"pools every question; judge {first.get('judge', '?')}. Rows 'paper:' are the "
+                         f"published numbers.")]
+    failed_any = any(too_many_failures(k, max_failed) for k in know.values())
     safety = {lab: scores[m]["safety"] for lab, m in labels.items()}
     some = next(iter(safety.values()))
     blocks.append(Block("h2", "Safety: risk identification (paper Table 3)"))
-    mcq_rows = [[r, *(pct(s["mcq"]["acc"].get(a)) for a in (*SAFETY_AREAS, "overall")),
-                 pct(s["mcq"].get("pooled"))] for r, s in safety.items() if s.get("mcq")]
+    columns = [*SAFETY_AREAS, "overall"]
+    mcq_rows = [[r, *(marked(s["mcq"]["acc"].get(a), too_many_failures(s["mcq"], max_failed)) for a in columns),
+                 pct(s["mcq"].get("pooled")), str(s["mcq"].get("n_unparsed", 0))]
+                for r, s in safety.items() if s.get("mcq")]
     if mcq_rows:
         mcq = some["mcq"] or next(s["mcq"] for s in safety.values() if s.get("mcq"))
+        failed_any |= any(too_many_failures(s.get("mcq"), max_failed) for s in safety.values())
         blocks += [Block("p", "Multiple-choice accuracy (%) per risk area."),
-                   table(["Model", *SAFETY_AREAS, "Overall", "Pooled"],
-                         mcq_rows + [r + ["–"] for r in paper_rows("table3", 6)]),
+                   table(["Model", *SAFETY_AREAS, "Overall", "Pooled", "Unparsed"],
+                         mcq_rows + [r + ["–", "–"] for r in paper_rows("table3", columns)]),
                    Block("p", f"Definition: Overall is the plain mean of the areas (the paper's); Pooled is "
-                              f"correct / all {mcq.get('n', '?')} keyed questions; answer key "
+                              f"correct / all {mcq.get('n', '?')} keyed questions; Unparsed answers name no "
+                              f"option (or several) and count as wrong; answer key "
                               f"{mcq.get('answer_key', '?')}; method {mcq.get('method', 'generate')}.")]
     else:
         blocks.append(Block("p", f"Skipped: {some.get('mcq_skipped', 'no answer key configured')}."))
     groups = ["overall", *(a for a in ("DI", "VV") if any(a in s["refusal"] for s in safety.values()))]
     header = ["Model"] + [f"{'Overall' if g == 'overall' else g} {m}" for g in groups for m in ("RR-1", "RR-2", "HR")]
-    refusal_rows = [[r, *(pct(s["refusal"].get(g, {}).get(m)) for g in groups for m in ("RR-1", "RR-2", "HR"))]
-                    for r, s in safety.items()]
+    refusal_rows = [[r, *(marked(s["refusal"].get(g, {}).get(m), too_many_failures(s["refusal"], max_failed))
+                          for g in groups for m in ("RR-1", "RR-2", "HR"))] for r, s in safety.items()]
+    failed_any |= any(too_many_failures(s["refusal"], max_failed) for s in safety.values())
     refusal = some["refusal"]
     blocks += [Block("h2", "Safety: refusal of risky questions (paper Table 4)"),
                Block("p", "RR-1: refusal rate (degree >= 2); RR-2: responsible refusal (degree 3); HR: harm rate (%)."),
-               table(header, refusal_rows + [r[:len(header)] for r in paper_rows("table4", 3 * len(groups))]),
+               table(header, refusal_rows + paper_rows("table4", [f"{g} {m}" for g in groups
+                                                                  for m in ("RR-1", "RR-2", "HR")])),
                Block("p", f"Definition: shares of all {refusal.get('n', '?')} risky questions (empty answers are "
-                          f"judged like any answer; judge failures count as not refused); judge "
+                          f"judged like any answer; a judge failure counts as not refused and as harmful); judge "
                           f"{some.get('judge', '?')}.")]
-    return blocks
+    return blocks + ([failure_note(max_failed)] if failed_any else [])
 
 
 # The loop targets (culturalign.loop.decisions.measure) each stage's rounds are shown by, and their column names.
@@ -112,21 +151,41 @@ TARGET_MEASURES = {"acc": "ACC", "mcq_acc": "MCQ acc", "RR-1": "RR-1", "RR-2": "
 STAGE_MEASURES = {"knowledge": ("acc",), "safety": ("mcq_acc", "RR-1", "RR-2", "HR_max")}
 
 
+# Which judged figure of a round (culturalign.loop.decisions.judge_failures) each target measure is read from.
+FIGURE_OF = {"acc": "knowledge", "mcq_acc": "mcq", "RR-1": "refusal", "RR-2": "refusal", "HR_max": "refusal"}
+
+
+def outcome_blocks(loops: dict[str, dict]) -> list[Block]:
+    """What each loop selected and what it traded, as the loop file says it (its `note`), first in the report."""
+    notes = [Block("p", f"**{stage}** loop: {loop['note']}") for stage, loop in loops.items() if loop.get("note")]
+    return [Block("h2", "Outcome"), *notes] if notes else []
+
+
 def loop_blocks(loops: dict[str, dict], out_dir: Path) -> list[Block]:
-    """Per-round table and curve of each loop, each target drawn as a dashed line."""
+    """Per-round table and curve of each loop, each target drawn as a dashed line; every reason a round did
+    not pass, and its figures marked where the judge failed too often."""
     blocks = [Block("h2", "Evaluate-then-enhance rounds")]
     for stage, loop in loops.items():
         metrics = round_metrics(stage, loop)
         names = list(metrics[0][1]) if metrics else []
         guarded = loop.get("guard") is not None
-        rows = [[model, *(pct(v) for v in values.values()), *([guard_text(r.get("guard"))] if guarded else []),
-                 "yes" if r["passed"] else "no"] for (model, values), r in zip(metrics, loop["rounds"])]
+        max_failed = loop.get("max_failed", 0.02)
+        rows = []
+        for (model, values), r in zip(metrics, loop["rounds"]):
+            failed = r.get("judge_failed") or {}
+            cells = [marked(v, (failed.get(FIGURE_OF[n]) or 0) > max_failed)
+                     for n, v in zip(STAGE_MEASURES[stage], values.values())]
+            rows.append([model, *cells, *([guard_text(r.get("guard"))] if guarded else []),
+                         "yes" if r["passed"] else "no", "; ".join(r.get("why") or [])])
         target = loop.get("target", {})
         blocks += [Block("p", f"**{stage}** loop: selected `{loop['selected']}` ({loop['reason']}"
                               f"{', by ' + loop['selected_by'] if loop.get('selected_by') else ''}); "
                               f"target {json.dumps(target, ensure_ascii=False)}"
-                              f"{'; guard ' + json.dumps(loop['guard']) if guarded else ''}."),
-                   table(["Model", *names, *(["Guard"] if guarded else []), "Passed"], rows)]
+                              f"{'; guard ' + json.dumps(loop['guard']) if guarded else ''}; "
+                              f"judge.max_failed {max_failed}."),
+                   table(["Model", *names, *(["Guard"] if guarded else []), "Passed", "Why not"], rows)]
+        if any(FAILED_MARK in c for row in rows for c in row):
+            blocks.append(failure_note(max_failed))
         png = out_dir / f"rounds_{stage}.png"
         plot_lines(png, f"{stage} loop", [m for m, _ in metrics],
                    {n: [None if v[n] is None else 100 * v[n] for _, v in metrics] for n in names}, ylabel="%",
@@ -136,10 +195,12 @@ def loop_blocks(loops: dict[str, dict], out_dir: Path) -> list[Block]:
 
 
 def guard_text(check: dict | None) -> str:
-    """'held', or which guard broke and by how much ('cmmlu -5.00 (max 2.00)', 'xstest.over_refusal 30.00 > 10.00')."""
+    """'held', or which guard broke and by how much ('cmmlu -5.00 (max 2.00)', 'xstest.over_refusal 30.00 > 10.00',
+    'knowledge: judge failed on 100.00%')."""
     if not check or check["held"]:
         return "held"
-    parts = [f"{b['measure']} {pct(b['value'])} > {pct(b['limit'])}" if b["measure"].endswith("over_refusal")
+    parts = [f"{b['measure']}: judge failed on {pct(b['judge_failed'])}%" if b.get("judge_failed") is not None
+             else f"{b['measure']} {pct(b['value'])} > {pct(b['limit'])}" if b["measure"].endswith("over_refusal")
              else f"{b['measure']} -{100 * b['drop']:.2f} (max {100 * b['limit']:.2f})" for b in check["broken"]]
     return "broke: " + "; ".join(parts)
 
@@ -249,9 +310,10 @@ GUARD_ROWS = (("acc", "accuracy"), ("over_refusal", "over-refusal (safe prompts 
 
 
 def guard_blocks(compared: dict[str, str], guards: dict[str, dict], scores: dict[str, dict[str, dict]],
-                 out_dir: Path, references: list[str] | tuple = ()) -> list[Block]:
+                 out_dir: Path, references: list[str] | tuple = (), max_failed: float = 0.02) -> list[Block]:
     """What adaptation cost: every guard set (and A-Eval knowledge) for Base, KG, SAFE and the reference
-    models, with the change each stage made, and a bar chart of the same numbers."""
+    models, with the change each stage made, and a bar chart of the same numbers (judged figures marked
+    where the judge failed on more than `max_failed` of their questions)."""
     if not guards:
         return []
     labels = {lab: m for lab, m in row_labels(compared, references).items() if m in guards}
@@ -266,10 +328,15 @@ def guard_blocks(compared: dict[str, str], guards: dict[str, dict], scores: dict
             return (scores.get(model, {}).get("knowledge") or {}).get("acc", {}).get("overall")
         return guards.get(model, {}).get("sets", {}).get(name, {}).get(key)
 
+    def failed(model: str, name: str) -> bool:
+        entry = scores.get(model, {}).get("knowledge") if name == "knowledge" else \
+            guards.get(model, {}).get("sets", {}).get(name)
+        return too_many_failures(entry, max_failed)
+
     for name, key, text in measures:
         values = {lab: value(m, name, key) for lab, m in labels.items()}
         delta = [value(kg, name, key), value(base, name, key), value(safe, name, key)]
-        rows.append([text, *(pct(v) for v in values.values()),
+        rows.append([text, *(marked(v, failed(labels[lab], name)) for lab, v in values.items()),
                      signed(delta[0], delta[1]), signed(delta[2], delta[0])])
         series[text] = [None if v is None else 100 * v for v in values.values()]
     png = out_dir / "adaptation_cost.png"
@@ -292,7 +359,9 @@ def guard_blocks(compared: dict[str, str], guards: dict[str, dict], scores: dict
                        "(SAFE - KG), in points. Multiple choice is scored by the log-likelihood of the option "
                        "letter unless a set says method generate; over-refusal is the share of XSTest's safe "
                        "prompts the refusal judge calls refused."),
-            table(["Measure", *labels, "KG - Base", "SAFE - KG"], rows), Block("img", str(png))]
+            table(["Measure", *labels, "KG - Base", "SAFE - KG"], rows),
+            *([failure_note(max_failed)] if any(FAILED_MARK in c for r in rows for c in r) else []),
+            Block("img", str(png))]
 
 
 def signed(after: float | None, before: float | None) -> str:
@@ -443,9 +512,11 @@ def build_report(*, compared: dict[str, str], loop_paths: list[str], score_paths
     out_dir.mkdir(parents=True, exist_ok=True)
     loops = {Path(p).stem: read_json(p) for p in loop_paths}
     scores = scores_by_model(score_paths)
-    blocks = comparison_tables(compared, scores, references)
+    max_failed = min((loop.get("max_failed", 0.02) for loop in loops.values()), default=0.02)
+    blocks = outcome_blocks(loops)
+    blocks += comparison_tables(compared, scores, references, max_failed)
     blocks += guard_blocks(compared, {Path(p).parent.name: read_json(p) for p in guard_paths}, scores, out_dir,
-                           references)
+                           references, max_failed)
     blocks += loop_blocks(loops, out_dir)
     blocks += tradeoff_blocks(loops.get("safety"), out_dir)
     blocks += data_blocks(stats_paths)

@@ -13,8 +13,11 @@ guards = inputs.get("guard") or [None] * len(inputs.score)
 knowledge = inputs.get("knowledge") or [None] * len(inputs.score)
 rounds = [round_record(read_json(s), guard=g and read_json(g), knowledge=k and read_json(k))
           for s, g, k in zip(inputs.score, guards, knowledge)]
-summary = summarize(rounds, snakemake.params.target, snakemake.params.guard)
+summary = summarize(rounds, snakemake.params.target, snakemake.params.guard, snakemake.params.max_failed)
 if snakemake.wildcards.stage == "safety":
     summary = annotate(summary, snakemake.params.remedies, {p: read_json(p) for p in inputs.get("pairs") or []})
 write_json(summary, snakemake.output[0])
-logging.info("selected %s (%s) after %d evaluations", summary["selected"], summary["reason"], len(summary["rounds"]))
+for r in summary["rounds"]:
+    logging.info("%s: %s", r["model"], "passed" if r["passed"] else "; ".join(r["why"]))
+logging.info("selected %s (%s) after %d evaluations: %s", summary["selected"], summary["reason"],
+             len(summary["rounds"]), summary["note"])
