@@ -169,7 +169,7 @@ def test_broken_answers_go_to_refinement_first_and_what_stays_broken_is_dropped(
         return "1. 苹果\n2. 香蕉\n3. 橙子" if "水果" in prompt else "The Great Wall is very long and very old indeed."
 
     chat_server.set(reply=rewrite)
-    kept, rejected, stats = clean_source(str(source), "src", "alpaca", {}, rules_path=None, eval_sets=[],
+    kept, rejected, stats = clean_source(str(source), "src", "alpaca", {}, rules_path=None, eval_questions=[],
                                          refine_cfg={"enabled": True, "rules": {"min_answer_chars": 0}},
                                          refine_judge=judge, llm_cache=str(tmp_path / "cache.sqlite"))
     answers = {m[0]["content"]: m[-1]["content"] for m in kept["messages"].to_list()}
