@@ -67,6 +67,7 @@ def run_script(tmp_path) -> Callable[..., None]:
     """run_script(name, input=..., output=..., params=..., wildcards=...): scripts/<name>.py as Snakemake
     runs it, with its log in tmp_path/<name>.log."""
     def run(name: str, **parts: dict | list) -> None:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)   # scripts/<stage>/<rule>: a log folder per stage
         smk = FakeSnakemake(str(tmp_path / f"{name}.log"), **parts)
         runpy.run_path(str(REPO / "scripts" / f"{name}.py"), init_globals={"snakemake": smk})
     return run

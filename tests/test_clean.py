@@ -303,7 +303,8 @@ def test_clean_source_script(tmp_path, repo_root, run_script):
                params={"name": "src", "fmt": "alpaca", "clean": {},
                        "eval_sets": [{"path": str(questions), "format": "jsonl"}],
                        "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None,
-                       "sample": None, "english_judge": None},
+                       "sample": None, "english_judge": None, "columns": None, "roles": None,
+                       "batch_rows": 2, "shards": 1, "shard_size": None},
                wildcards={"stage": "knowledge", "source": "src"})
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert {k: v for k, v in stats["dropped"].items() if v} == {

@@ -4,86 +4,66 @@ from __future__ import annotations
 
 import logging
 
-import polars as pl
-
-from culturalign import io
-from culturalign.data.clean import clean_frame, has_translated_code, resolve
+from culturalign.data import shards
+from culturalign.data.clean import resolve
 from culturalign.evaluate.evalsets import load_questions
 from culturalign.evaluate.guard import guard_questions
-from culturalign.data.formats import read_source
 from culturalign.data.review import read_decisions
 from culturalign.util import deep_merge
 
 log = logging.getLogger(__name__)
 
 
-def merge_drops(reader_rejected: pl.DataFrame, dropped: dict[str, int]) -> dict[str, int]:
-    """The reader's drop reasons (counted from its rejected rows) added to the filters' counts."""
-    reader = dict(reader_rejected["drop_reason"].value_counts(sort=True).iter_rows())
-    return {**reader, **{reason: n + reader.get(reason, 0) for reason, n in dropped.items()}}
+def shard_inputs(clean_cfg: dict, rules_path: str, eval_sets: list[dict], decisions_path: str | None,
+                 name: str) -> dict:
+    """What every shard's per-row filters need: the merged clean block, the evaluation questions and
+    the reviewer's rejected ids."""
+    cfg = deep_merge(clean_cfg, {"english_context": {"rules": rules_path}})
+    human_rejected = set()
+    if decisions_path:
+        human_rejected = read_decisions(decisions_path)
+        log.info("%s: %d ids rejected by the reviewer", name, len(human_rejected))
+    questions = []
+    if resolve(cfg)["decontaminate"]["enabled"]:
+        for eval_set in eval_sets:
+            questions += (guard_questions(eval_set) if eval_set.get("guard") else
+                          load_questions(eval_set["path"], eval_set.get("format")))
+        log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
+    return {"cfg": cfg, "eval_questions": questions, "human_rejected": human_rejected}
 
 
-def source_stats(name: str, rows_in: int, kept: pl.DataFrame, rejected: pl.DataFrame, dropped: dict[str, int],
-                 refined: int, notes: dict | None = None) -> dict:
-    """stats.json of a source; raises when the counts do not add up (a row lost or counted twice).
-    `notes` are the filters' extra counts (normalized, sampled, ...), added as they are."""
-    stats = {"source": name, "rows_in": rows_in, "rows_kept": kept.height, "rows_rejected": rejected.height,
-             "dropped": dropped, "refined": refined, **(notes or {})}
-    if not rows_in == kept.height + rejected.height == kept.height + sum(dropped.values()):
-        raise RuntimeError(f"source '{name}': rows do not add up: {stats} (a filter lost or double-counted rows)")
-    return stats
+def refine_args(refine_cfg: dict | None, refine_judge: dict | None, llm_cache: str | None, usage_path: str | None,
+                benign: bool, cfg: dict) -> tuple | None:
+    """merge_shards' `refine` argument, None when refinement is off."""
+    if not (refine_cfg or {}).get("enabled"):
+        return None
+    return refine_cfg, refine_judge, llm_cache, usage_path, benign, bool(resolve(cfg)["translated_code"])
 
 
-def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, *, rules_path: str,
-                 eval_sets: list[dict], decisions_path: str | None = None, refine_cfg: dict | None = None,
-                 refine_judge: dict | None = None, llm_cache: str | None = None, usage_path: str | None = None,
-                 benign: bool = True, sample: dict | None = None,
-                 english_judge: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """(kept rows, every rejected row with its drop_reason, stats) of one source file.
+def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, out_clean: str, out_rejected: str, *,
+                 rules_path: str, eval_sets: list[dict], decisions_path: str | None = None,
+                 refine_cfg: dict | None = None, refine_judge: dict | None = None, llm_cache: str | None = None,
+                 usage_path: str | None = None, benign: bool = True, sample: dict | None = None,
+                 english_judge: dict | None = None, columns: dict | None = None, roles: dict | None = None,
+                 batch_rows: int = shards.BATCH_ROWS) -> dict:
+    """One source in one job, in batches (culturalign/data/shards.py): writes out_clean (kept rows) and
+    out_rejected (every rejected row with its drop_reason); returns the stats.
 
     `clean_cfg` is the source's merged `clean` block; `rules_path` its english-context rules file (a rule
     input, so editing it reruns the job); `eval_sets` [{path, format}] the sets to decontaminate against
     (guard sets marked `guard`: read by culturalign.evaluate.guard);
     `benign` says the questions are harmless (knowledge data), for the refinement's refusal test;
     `sample` the source's {n, stratify_by, seed} (after cleaning); `english_judge` the judge config giving
-    the English-context rules a second opinion (or None).
+    the English-context rules a second opinion (or None); `columns`/`roles` the source's field mappings.
     """
-    cfg = deep_merge(clean_cfg, {"english_context": {"rules": rules_path}})
-    rows, reader_rejected = read_source(path, name, fmt)
-    log.info("%s: read %d rows, %d rejected by the reader", name, rows.height, reader_rejected.height)
-
-    human_rejected = set()
-    if decisions_path:
-        human_rejected = read_decisions(decisions_path, known_ids=rows["id"])
-        log.info("%s: %d ids rejected by the reviewer", name, len(human_rejected))
-
-    questions = []
-    if cfg.get("decontaminate", {}).get("enabled", True):
-        for eval_set in eval_sets:
-            questions += (guard_questions(eval_set) if eval_set.get("guard") else
-                          load_questions(eval_set["path"], eval_set.get("format")))
-        log.info("%s: decontaminating against %d evaluation questions", name, len(questions))
-
-    refining = bool((refine_cfg or {}).get("enabled"))
-    refine_code = refining and resolve(cfg)["translated_code"]
-    kept, rejected, dropped, notes = clean_frame(
-        rows, cfg, eval_questions=questions, human_rejected=human_rejected, sample=sample,
-        english_judge=english_judge, llm_cache=llm_cache,
-        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json", refine_code=refine_code)
-
-    refined = 0
-    if refining:
-        from culturalign.data import refine   # the LLM client stack, only when refinement is on
-        kept, refine_stats = refine.refine_frame(kept, refine_cfg, refine_judge, llm_cache, usage_path, benign=benign)
-        refined = refine_stats["refined"]
-    if refine_code:   # translated code that refinement did not rewrite is dropped after all
-        still = kept.select(has_translated_code()).to_series()
-        rejected = pl.concat([rejected, kept.filter(still).with_columns(drop_reason=pl.lit("translated_code"))])
-        kept, dropped = kept.filter(~still), dropped | {"translated_code": dropped["translated_code"] + int(still.sum())}
-
-    all_rejected = pl.concat([reader_rejected.select(list(io.REJECTED_SCHEMA)).cast(io.REJECTED_SCHEMA), rejected])
-    stats = source_stats(name, rows.height + reader_rejected.height, kept, all_rejected,
-                         merge_drops(reader_rejected, dropped), refined, notes)
-    log.info("%s: kept %d of %d; dropped %s; refined %d", name, kept.height, stats["rows_in"], stats["dropped"],
-             refined)
-    return kept, all_rejected, stats
+    inputs = shard_inputs(clean_cfg, rules_path, eval_sets, decisions_path, name)
+    cfg = inputs.pop("cfg")
+    refine = refine_args(refine_cfg, refine_judge, llm_cache, usage_path, benign, cfg)
+    stats = shards.clean_in_one_job(
+        path, name, fmt, cfg, out_clean, out_rejected, sample=sample, refine=refine, batch_rows=batch_rows,
+        columns=columns, roles=roles, english_judge=english_judge, llm_cache=llm_cache,
+        llm_usage=usage_path and usage_path.removesuffix(".json") + "_english_context.json",
+        refine_code=bool(refine and refine[-1]), **inputs)
+    log.info("%s: kept %d of %d; dropped %s; refined %d", name, stats["rows_kept"], stats["rows_in"],
+             stats["dropped"], stats["refined"])
+    return stats
