@@ -302,7 +302,7 @@ def test_clean_source_script(tmp_path, repo_root, run_script):
                        "stats": str(out / "stats.json")},
                params={"name": "src", "fmt": "alpaca", "clean": {},
                        "eval_sets": [{"path": str(questions), "format": "jsonl"}],
-                       "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None,
+                       "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None, "path": str(source),
                        "sample": None, "english_judge": None, "columns": None, "roles": None,
                        "batch_rows": 2, "shards": 1, "shard_size": None},
                wildcards={"stage": "knowledge", "source": "src"})

@@ -162,13 +162,13 @@ def candidate_pairs(keys_of_band: Callable[[int], np.ndarray], bands: int, usabl
             if not same.any():
                 break
             # One int64 code per pair: a 1-D unique is several times faster than np.unique(axis=0).
-            lo, hi = np.minimum(members[:-d][same], members[d:][same]), np.maximum(members[:-d][same], members[d:][same])
-            found.append(lo * n + hi)
-        if len(found) > 1:
-            found = [np.unique(np.concatenate(found))]
+            a, b = members[:-d][same], members[d:][same]
+            found.append(np.minimum(a, b) * n + np.maximum(a, b))
     if not found:
         return np.empty((0, 2), np.int64)
-    codes = np.unique(np.concatenate(found))
+    codes = np.concatenate(found)
+    codes.sort()
+    codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
     return np.stack([codes // n, codes % n], axis=1)
 
 
@@ -178,10 +178,7 @@ def confirmed(rows_of: Callable[[np.ndarray], np.ndarray], pairs: np.ndarray, th
     keep = np.zeros(len(pairs), dtype=bool)
     for start in range(0, len(pairs), _PAIR_CHUNK):
         chunk = pairs[start:start + _PAIR_CHUNK]
-        needed, where = np.unique(chunk, return_inverse=True)
-        sig = rows_of(needed)
-        where = where.reshape(chunk.shape)
-        keep[start:start + _PAIR_CHUNK] = (sig[where[:, 0]] == sig[where[:, 1]]).mean(axis=1) >= threshold
+        keep[start:start + _PAIR_CHUNK] = (rows_of(chunk[:, 0]) == rows_of(chunk[:, 1])).mean(axis=1) >= threshold
     return pairs[keep]
 
 

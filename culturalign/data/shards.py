@@ -153,8 +153,9 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
     cfg = resolve(cfg)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    counts = count_records(source_files(path, name))
-    start, stop = shard_ranges(counts, shards)[shard]
+    # Only a shard needs the record count (a JSON array is parsed twice for it); one job reads to the end.
+    counts = count_records(source_files(path, name)) if shards > 1 else None
+    start, stop = shard_ranges(counts, shards)[shard] if counts else (0, None)
     llm = bool(cfg["english_context"]["judge"])
     row_cfg = {**cfg, "exact_dedup": False, "near_dedup": {**cfg["near_dedup"], "enabled": False}}
     near = cfg["near_dedup"]
@@ -167,8 +168,8 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
     rows_in = 0
     band_parts = []
     with open(work / "sig.bin", "wb") as sig_file, open(work / "hashes.bin", "wb") as hash_file, \
-            tqdm(total=stop - start, desc=f"clean {name} shard {shard + 1}/{shards}", unit="rows",
-                 file=sys.stderr, mininterval=5, disable=stop - start < batch_rows) as bar:
+            tqdm(total=None if stop is None else stop - start, desc=f"clean {name} shard {shard + 1}/{shards}",
+                 unit="rows", file=sys.stderr, mininterval=5) as bar:
         for rows, reader_rejected in read_batches(path, name, fmt, columns=columns, roles=roles,
                                                   batch_rows=sys.maxsize if llm else batch_rows,
                                                   start=start, stop=stop, counts=counts):
@@ -193,7 +194,8 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
     alive.close()
     rejected.close()
     _join_bands(work, band_parts, bands)
-    state = {"shard": shard, "shards": shards, "start": start, "stop": stop, "rows_in": rows_in, "alive": alive.rows,
+    state = {"shard": shard, "shards": shards, "start": start, "stop": start + rows_in if stop is None else stop,
+             "rows_in": rows_in, "alive": alive.rows,
              "rejected": rejected.rows, "dropped": dropped, "reader_dropped": reader_dropped, "notes": notes,
              "bands": bands, "num_perm": int(near["num_perm"])}
     io.write_json(state, work / "state.json")
@@ -241,7 +243,7 @@ class _State:
                                if n else np.empty(0, np.uint64) for d, n in zip(self.dirs, self.sizes)])
 
     def signatures(self, index: np.ndarray) -> np.ndarray:
-        """Signatures of the (sorted) global row numbers `index`, read through a memory map that is
+        """Signatures of the global row numbers `index`, read through a memory map that is
         closed again, so only the pages of this chunk were ever resident."""
         out = np.empty((len(index), self.num_perm), dtype=np.uint64)
         shard_of = np.searchsorted(self.offsets, index, side="right") - 1

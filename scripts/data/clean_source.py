@@ -23,7 +23,7 @@ if params.shards > 1:
                "records": [shards.state_records(d) for d in workdirs]})
 else:
     stats = clean_source(
-        snakemake.input.source, params.name, params.fmt, params.clean, out.clean, out.rejected,
+        params.path, params.name, params.fmt, params.clean, out.clean, out.rejected,
         rules_path=str(snakemake.input.rules),
         eval_sets=params.eval_sets,
         decisions_path=snakemake.input.get("decisions"),
@@ -35,7 +35,7 @@ else:
         english_judge=params.english_judge,
         columns=params.columns,
         roles=params.roles,
-        batch_rows=params.batch_rows,
+        batch_rows=params.batch_rows or shards.BATCH_ROWS,
         benign=snakemake.wildcards.stage == "knowledge",
     )
 io.write_json(stats, out.stats)
