@@ -97,3 +97,43 @@ def test_shard_count_from_bytes(tmp_path):
     assert shards.shard_count(str(path), f"{size / 1024 / 2:.3f}KB") == 3   # ceil(2.0x): a size string
     assert shards.shard_count(str(path), 10, llm=True) == 1
     assert shards.size_bytes("2GB") == 2 * 1024 ** 3 and shards.size_bytes("64KiB") == 65536
+
+
+SHARDED = """\
+data:
+  knowledge:
+    - {name: whole, path: demo/data/knowledge_alpaca.json}
+    - {name: cut, path: demo/data/knowledge_alpaca.json, clean: {shard_size: 30KB, batch_rows: 50}}
+  safety:
+    - {name: demo_safety, path: demo/data/safety_prompts.json, format: safety_prompts}
+"""
+
+
+def by_index(frame: pl.DataFrame, name: str, n: int) -> pl.DataFrame:
+    """A source's rows keyed by their record number instead of their id (ids hash the source name)."""
+    index = {io.row_id(name, i): i for i in range(n)}
+    return frame.with_columns(pl.col("id").replace_strict(index, return_dtype=pl.Int64).alias("index"),
+                              pl.lit("-").alias("source")).drop("id")
+
+
+def test_workflow_runs_shards_as_jobs(repo_root, tmp_path):
+    """79 KB with shard_size 30KB: three clean_shard and filter_shard jobs, one source_duplicates; the
+    result equals the same file cleaned in one job."""
+    from workflow_run import copy_workflow, planned, snakemake
+    work = copy_workflow(repo_root, tmp_path)
+    (work / "sharded.yaml").write_text(SHARDED)
+    targets = ["results/data/knowledge/whole/stats.json", "results/data/knowledge/cut/stats.json"]
+    args = [*targets, "--configfile", "config.yaml", "sharded.yaml"]
+    assert planned(work, *args) == {"clean_source": 2, "clean_shard": 3, "source_duplicates": 1, "filter_shard": 3}
+    snakemake(work, *args)
+    whole, cut = (json.loads((work / t).read_text()) for t in targets)
+    assert cut["split"]["shards"] == 3 and cut["split"]["shard_size"] == "30KB"
+    assert [b - a for a, b in cut["split"]["records"]] == [126, 126, 127] and whole["rows_in"] == 379
+    assert {k: v for k, v in cut.items() if k not in ("split", "source")} == \
+        {k: v for k, v in whole.items() if k not in ("split", "source")}
+    n = whole["rows_in"]
+    for part in ("clean", "rejected"):
+        one = by_index(pl.read_parquet(work / f"results/data/knowledge/whole/{part}.parquet"), "whole", n)
+        three = by_index(pl.read_parquet(work / f"results/data/knowledge/cut/{part}.parquet"), "cut", n)
+        assert one.sort("index").equals(three.sort("index")), part
+    assert not list(work.glob("results/data/knowledge/cut/shards/*/*.parquet"))   # temporary, removed
