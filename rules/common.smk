@@ -73,7 +73,7 @@ def shard_state_inputs(wc):
     n = range(shard_count(wc.stage, wc.source))
     return {part: [f"{shard_dir(wc, i)}/{part}.{ext}" for i in n]
             for part, ext in (("state", "json"), ("alive", "parquet"), ("sig", "bin"), ("bands", "bin"),
-                              ("hashes", "bin"))}
+                              ("hashes", "bin"), ("grams", "bin"))}
 
 
 def clean_inputs(wc):

@@ -48,6 +48,7 @@ rule clean_shard:
         sig=temp("results/data/{stage}/{source}/shards/{shard}/sig.bin"),
         bands=temp("results/data/{stage}/{source}/shards/{shard}/bands.bin"),
         hashes=temp("results/data/{stage}/{source}/shards/{shard}/hashes.bin"),
+        grams=temp("results/data/{stage}/{source}/shards/{shard}/grams.bin"),
     params:
         name=lambda wc: wc.source,
         path=lambda wc: wf.source(config, wc.stage, wc.source)["path"],

@@ -10,7 +10,8 @@ code over the same record numbers; only `split` in stats.json says how the sourc
    the evaluation sets, not with other rows). Rejected rows are appended to the shard's rejected.parquet;
    the survivors go to alive.parquet (cleaned and raw messages) and leave compact state behind:
    two 64-bit hashes of their dedup key (exact duplicates), their MinHash signature (on disk,
-   sig.bin) and its LSH band keys (bands.bin, 17 x 8 bytes a row at the defaults).
+   sig.bin, read back only for the candidate pairs), whether it has n-grams at all (grams.bin) and
+   its LSH band keys (bands.bin, 17 x 8 bytes a row at the defaults).
 2. `find_duplicates`: over every shard's state in source order, the first occurrence of each key
    hash is kept (exact_duplicate), then near-duplicate candidates are found one LSH band at a time,
    confirmed on the signatures of a chunk of pairs at a time, and joined into clusters whose first row
@@ -149,7 +150,7 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
                 english_judge: dict | None = None, llm_cache: str | None = None, llm_usage: str | None = None,
                 refine_code: bool = False, batch_rows: int = BATCH_ROWS) -> dict:
     """Step 1 for shard `shard` of `shards` (module doc): writes workdir/{alive,rejected}.parquet,
-    sig.bin, bands.bin, hashes.bin and state.json; returns the state."""
+    sig.bin, grams.bin, bands.bin, hashes.bin and state.json; returns the state."""
     cfg = resolve(cfg)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,7 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
     rows_in = 0
     band_parts = []
     with open(work / "sig.bin", "wb") as sig_file, open(work / "hashes.bin", "wb") as hash_file, \
+            open(work / "grams.bin", "wb") as gram_file, \
             tqdm(total=None if stop is None else stop - start, desc=f"clean {name} shard {shard + 1}/{shards}",
                  unit="rows", file=sys.stderr, mininterval=5) as bar:
         for rows, reader_rejected in read_batches(path, name, fmt, columns=columns, roles=roles,
@@ -188,6 +190,7 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
             _key_hashes(keys).tofile(hash_file)
             sig = dedup.signatures(keys.to_list(), ngram=near["ngram"], num_perm=near["num_perm"], seed=near["seed"])
             sig.tofile(sig_file)
+            dedup.has_signature(sig).tofile(gram_file)
             band_parts.append(work / f"bands.{len(band_parts)}.bin")
             dedup.band_keys(sig, bands, band_rows, near["seed"]).tofile(band_parts[-1])
             bar.update(rows.height + reader_rejected.height)
@@ -237,10 +240,9 @@ class _State:
         return np.concatenate([np.fromfile(d / "bands.bin", dtype=np.uint64, count=int(n), offset=band * int(n) * 8)
                                for d, n in zip(self.dirs, self.sizes)])
 
-    def first_bins(self) -> np.ndarray:
-        """Bin 0 of every signature (an empty one marks a text without n-grams)."""
-        return np.concatenate([np.fromfile(d / "sig.bin", dtype=np.uint64).reshape(-1, self.num_perm)[:, 0]
-                               if n else np.empty(0, np.uint64) for d, n in zip(self.dirs, self.sizes)])
+    def has_signature(self) -> np.ndarray:
+        """Which texts have n-grams at all (the others are left to exact dedup)."""
+        return np.concatenate([np.fromfile(d / "grams.bin", dtype=bool) for d in self.dirs])
 
     def signatures(self, index: np.ndarray) -> np.ndarray:
         """Signatures of the global row numbers `index`, read through a memory map that is
@@ -271,7 +273,7 @@ def find_duplicates(workdirs: list[str | os.PathLike], cfg: dict, sample: dict |
         del hashes
     near = cfg["near_dedup"]
     if near["enabled"] and state.n > 1:
-        usable = (decision == KEEP) & (state.first_bins() != np.uint64((1 << 64) - 1))
+        usable = (decision == KEEP) & state.has_signature()
         bands, _ = dedup.lsh_params(float(near["threshold"]), int(near["num_perm"]))
         pairs = dedup.candidate_pairs(state.band, bands, usable)
         pairs = dedup.confirmed(state.signatures, pairs, near["threshold"])
