@@ -164,3 +164,13 @@ def test_a_zip_is_named(tmp_path):
 def test_no_file_matches_the_glob(tmp_path):
     with pytest.raises(io.InputError, match=r"\*\.parquet: source 'none': no file matches this glob"):
         read_source(str(tmp_path / "*.parquet"), "none")
+
+
+def test_a_grouped_object_is_cut_by_position(tmp_path):
+    """Safety-Prompts' {scenario: [records]}: a shard's range counts records in file order."""
+    from culturalign.data.formats import read_batches
+    path = tmp_path / "grouped.json"
+    record = {"prompt": "问题", "response": "回答"}
+    path.write_text(json.dumps({"A": [record] * 2, "B": [record] * 3}, ensure_ascii=False), encoding="utf-8")
+    (rows, _), = read_batches(path, "g", "safety_prompts", start=1, stop=4)
+    assert rows["id"].to_list() == [io.row_id("g", k) for k in ("A/1", "B/0", "B/1")]

@@ -1,6 +1,7 @@
 """Readers for the training sources: every supported file format to the common conversation schema.
 
-`read_source(path, name, fmt)` returns (rows in io.SCHEMA, rejected rows in io.REJECTED_SCHEMA).
+`read_batches(path, name, fmt)` yields (rows in io.SCHEMA, rejected rows in io.REJECTED_SCHEMA) a
+batch at a time, for a range of records if asked (a shard); `read_source` returns them all at once.
 Nothing is lost silently: a record that cannot become a conversation is a rejected row with a
 `drop_reason`; a file that cannot be read at all raises io.InputError naming the file, the line or
 record and the field.
@@ -13,10 +14,15 @@ Formats (`fmt`; auto-detected from the first record's keys when None):
   safety_prompts  {scenario: [{prompt, response, type}, ...], ...}
   halluqa         {Question, Best Answer1 (or Best_Answer1 / Best Answer), Category, Source, question_id, ...}
 
-Containers: a JSON document (a list of records, one record, or an object keyed by group such as
-Safety-Prompts' scenarios) or JSON lines (one object a line: a .jsonl/.ndjson suffix, or any file whose
-first object is followed by more). A trailing user turn is trimmed (meta `trimmed_turns`) when an
-assistant turn remains before it.
+Containers (culturalign/data/readers.py): JSON or JSON lines, plain or gzip/zstd/bz2, Parquet, Arrow,
+a datasets save_to_disk directory, or a directory or glob of such files; told by content. A JSON
+document is a list of records, one record, or an object keyed by group such as Safety-Prompts'
+scenarios. A trailing user turn is trimmed (meta `trimmed_turns`) when an assistant turn remains before it.
+
+Renamed fields: `columns` maps a format's field names to the file's ({instruction: prompt, output:
+response}); `roles` a conversation format's turn keys and speaker names, with LLaMA-Factory's tags
+(role_tag, content_tag, user_tag, assistant_tag, system_tag). A mapped column the first record lacks
+is an InputError naming the file.
 
 Drop reasons of the reader:
   malformed_json              a JSONL line that does not parse (meta: line number, the raw text, cut)

@@ -386,7 +386,9 @@ def file_entries(path: Path, first: int = 0, start: int = 0, stop: int | None = 
             if entry.key >= start:
                 yield entry
     else:  # one record, an object keyed by group, or not a list of records: small, read whole
-        yield from _json_document(path, codec, first)
+        for position, entry in enumerate(_json_document(path, codec, first), first):
+            if start <= position and (stop is None or position < stop):
+                yield entry
 
 
 def _more_lines(path: Path, codec: str | None) -> bool:
