@@ -3,6 +3,9 @@ optional refinement, and the accounting that proves no row was lost: rows_in = k
 from __future__ import annotations
 
 import logging
+import tempfile
+
+import polars as pl
 
 from culturalign.data import shards
 from culturalign.data.clean import resolve
@@ -40,7 +43,7 @@ def refine_args(refine_cfg: dict | None, refine_judge: dict | None, llm_cache: s
     return refine_cfg, refine_judge, llm_cache, usage_path, benign, bool(resolve(cfg)["translated_code"])
 
 
-def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, out_clean: str, out_rejected: str, *,
+def write_clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, out_clean: str, out_rejected: str, *,
                  rules_path: str, eval_sets: list[dict], decisions_path: str | None = None,
                  refine_cfg: dict | None = None, refine_judge: dict | None = None, llm_cache: str | None = None,
                  usage_path: str | None = None, benign: bool = True, sample: dict | None = None,
@@ -67,3 +70,13 @@ def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, out_cle
     log.info("%s: kept %d of %d; dropped %s; refined %d", name, stats["rows_kept"], stats["rows_in"],
              stats["dropped"], stats["refined"])
     return stats
+
+
+def clean_source(path: str, name: str, fmt: str | None, clean_cfg: dict, **kwargs) -> tuple[pl.DataFrame,
+                                                                                           pl.DataFrame, dict]:
+    """(kept rows, every rejected row with its drop_reason, stats) of a source small enough for memory:
+    write_clean_source into a scratch folder, read back."""
+    with tempfile.TemporaryDirectory() as scratch:
+        clean, rejected = f"{scratch}/clean.parquet", f"{scratch}/rejected.parquet"
+        stats = write_clean_source(path, name, fmt, clean_cfg, clean, rejected, **kwargs)
+        return pl.read_parquet(clean), pl.read_parquet(rejected), stats

@@ -1,11 +1,11 @@
 """Rule clean_source: one training source -> clean.parquet, rejected.parquet, stats.json. An unsharded
-source is cleaned here in batches (culturalign.data.source.clean_source); a sharded one was cleaned by
+source is cleaned here in batches (culturalign.data.source.write_clean_source); a sharded one was cleaned by
 the clean_shard jobs and is merged here (culturalign.data.shards.merge_shards)."""
 from pathlib import Path
 
 from culturalign import io
 from culturalign.data import shards
-from culturalign.data.source import clean_source, refine_args
+from culturalign.data.source import refine_args, write_clean_source
 from culturalign.util import log_to
 
 log_to(snakemake.log[0])
@@ -22,7 +22,7 @@ if params.shards > 1:
         split={"shards": params.shards, "batch_rows": params.batch_rows, "shard_size": params.shard_size,
                "records": [shards.state_records(d) for d in workdirs]})
 else:
-    stats = clean_source(
+    stats = write_clean_source(
         params.path, params.name, params.fmt, params.clean, out.clean, out.rejected,
         rules_path=str(snakemake.input.rules),
         eval_sets=params.eval_sets,
