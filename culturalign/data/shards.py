@@ -54,6 +54,7 @@ from culturalign.data.readers import count_records, source_files
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000   # rows cleaned at once: bounds the memory of clean_frame (about 1 GB at 50K alpaca rows)
+SIG_IN_MEMORY = 256 << 20   # signatures up to this size are read into memory once; larger ones through a memory map
 ALIVE_SCHEMA = {**io.SCHEMA, "raw": io.SCHEMA["messages"]}
 KEEP, EXACT, NEAR, SAMPLED = 0, 1, 2, 3
 DECISIONS = {EXACT: "exact_duplicate", NEAR: "near_duplicate", SAMPLED: "sampled_out"}
@@ -231,6 +232,7 @@ class _State:
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.n = int(self.offsets[-1])
         self.num_perm = self.states[0]["num_perm"] if self.states else 0
+        self.loaded: np.ndarray | None = None
 
     def hashes(self) -> np.ndarray:
         return np.concatenate([np.fromfile(d / "hashes.bin", dtype=np.uint64).reshape(-1, 2) for d in self.dirs]) \
@@ -246,7 +248,12 @@ class _State:
 
     def signatures(self, index: np.ndarray) -> np.ndarray:
         """Signatures of the global row numbers `index`, read through a memory map that is
-        closed again, so only the pages of this chunk were ever resident."""
+        closed again, so only the pages of this chunk were ever resident (small sources: read once)."""
+        if self.n * self.num_perm * 8 <= SIG_IN_MEMORY:
+            if self.loaded is None:
+                self.loaded = np.concatenate([np.fromfile(d / "sig.bin", dtype=np.uint64).reshape(-1, self.num_perm)
+                                              for d in self.dirs])
+            return self.loaded[index]
         out = np.empty((len(index), self.num_perm), dtype=np.uint64)
         shard_of = np.searchsorted(self.offsets, index, side="right") - 1
         for s in np.unique(shard_of):
