@@ -72,7 +72,7 @@ def shard_inputs(wc):
 def shard_state_inputs(wc):
     n = range(shard_count(wc.stage, wc.source))
     return {part: [f"{shard_dir(wc, i)}/{part}.{ext}" for i in n]
-            for part, ext in (("state", "json"), ("alive", "parquet"), ("sig", "bin"), ("bands", "bin"),
+            for part, ext in (("state", "json"), ("alive", "parquet"), ("sig32", "bin"), ("bands", "bin"),
                               ("hashes", "bin"), ("grams", "bin"))}
 
 

@@ -45,7 +45,7 @@ rule clean_shard:
         alive=temp("results/data/{stage}/{source}/shards/{shard}/alive.parquet"),
         rejected=temp("results/data/{stage}/{source}/shards/{shard}/rejected.parquet"),
         state=temp("results/data/{stage}/{source}/shards/{shard}/state.json"),
-        sig=temp("results/data/{stage}/{source}/shards/{shard}/sig.bin"),
+        sig=temp("results/data/{stage}/{source}/shards/{shard}/sig32.bin"),
         bands=temp("results/data/{stage}/{source}/shards/{shard}/bands.bin"),
         hashes=temp("results/data/{stage}/{source}/shards/{shard}/hashes.bin"),
         grams=temp("results/data/{stage}/{source}/shards/{shard}/grams.bin"),

@@ -56,10 +56,9 @@ def without_split(stats: dict) -> dict:
 
 
 @pytest.mark.parametrize("sample", [None, {"n": 150, "seed": 3}])
-def test_sharded_equals_one_job(tmp_path, monkeypatch, sample):
+def test_sharded_equals_one_job(tmp_path, sample):
     path = str(write_jsonl(tmp_path / "src.jsonl", records()))
     whole = one_job(path, "src", {}, tmp_path / "one", sample)
-    monkeypatch.setattr(shards, "SIG_IN_MEMORY", 0)   # the shards read signatures through memory maps
     parts = sharded(path, "src", {}, tmp_path / "three", 3, sample)
     assert without_split(parts) == without_split(whole)
     assert parts["split"] == {"shards": 3} and whole["split"]["records"] == [[0, 300]]

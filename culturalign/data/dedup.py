@@ -21,15 +21,14 @@ incompatibly. This module, plain numpy, takes ~1.2 s for hashing and signatures 
   the first one is a duplicate, so "keep the first" holds across chains of edits.
 
 The steps are separate functions so that a source too large for memory (culturalign/data/shards.py)
-keeps only compact state per row, as datatrove splits it: signatures (on disk) and band keys per
-batch, then candidate pairs one band at a time, confirmation reading only the signatures of a chunk
-of pairs, clusters, and the filter.
+keeps only compact state per row, as datatrove splits it: signatures and band keys per batch (on
+disk), then candidate pairs one band at a time, confirmed as they come, clusters, and the filter.
 
 Everything is seeded and order-independent except "first", which follows the input order.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -147,12 +146,13 @@ def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
     return keys
 
 
-def candidate_pairs(keys_of_band: Callable[[int], np.ndarray], bands: int, usable: np.ndarray) -> np.ndarray:
-    """Pairs (i, j), i < j, of usable texts that share at least one LSH band, as an (m, 2) int64 array.
-    `keys_of_band(b)` gives band b's keys of all texts (read one band at a time: bounded memory)."""
+def candidate_batches(keys_of_band: Callable[[int], np.ndarray], bands: int,
+                      usable: np.ndarray) -> Iterator[np.ndarray]:
+    """Pairs (i, j), i < j, of usable texts that share an LSH band, as (m, 2) int64 arrays: one per band
+    and neighbour distance inside a bucket, so a caller can confirm them as they come instead of
+    holding them all. A pair sharing several bands comes once per band. `keys_of_band(b)` gives band
+    b's keys of all texts (read one band at a time: bounded memory)."""
     ids = np.flatnonzero(usable)
-    n = np.int64(len(usable))
-    found = []
     for band in range(bands):
         key = keys_of_band(band)[ids]
         order = np.argsort(key, kind="stable")
@@ -161,12 +161,17 @@ def candidate_pairs(keys_of_band: Callable[[int], np.ndarray], bands: int, usabl
             same = key[d:] == key[:-d]
             if not same.any():
                 break
-            # One int64 code per pair: a 1-D unique is several times faster than np.unique(axis=0).
             a, b = members[:-d][same], members[d:][same]
-            found.append(np.minimum(a, b) * n + np.maximum(a, b))
-    if not found:
+            yield np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+
+
+def unique_pairs(batches: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """The distinct pairs of several (m, 2) arrays, sorted. One int64 code per pair: a 1-D sort is
+    several times faster than np.unique(axis=0)."""
+    codes = [pairs[:, 0] * np.int64(n) + pairs[:, 1] for pairs in batches]
+    if not codes:
         return np.empty((0, 2), np.int64)
-    codes = np.concatenate(found)
+    codes = np.concatenate(codes)
     codes.sort()
     codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
     return np.stack([codes // n, codes % n], axis=1)
@@ -209,7 +214,8 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = 0.7, ngram: int 
     sig = signatures(texts, ngram=ngram, num_perm=num_perm, seed=seed)
     bands, rows = lsh_params(float(threshold), int(num_perm))
     keys = band_keys(sig, bands, rows, seed)
-    pairs = confirmed(lambda index: sig[index], candidate_pairs(keys.__getitem__, bands, has_signature(sig)), threshold)
+    candidates = unique_pairs(candidate_batches(keys.__getitem__, bands, has_signature(sig)), len(texts))
+    pairs = confirmed(sig.__getitem__, candidates, threshold)
     return cluster_roots(len(texts), pairs) != np.arange(len(texts))
 
 

@@ -9,14 +9,14 @@ code over the same record numbers; only `split` in stats.json says how the sourc
    time by clean_frame with its per-row filters (decontamination included: it compares a row with
    the evaluation sets, not with other rows). Rejected rows are appended to the shard's rejected.parquet;
    the survivors go to alive.parquet (cleaned and raw messages) and leave compact state behind:
-   two 64-bit hashes of their dedup key (exact duplicates), their MinHash signature (on disk,
-   sig.bin, read back only for the candidate pairs), whether it has n-grams at all (grams.bin) and
-   its LSH band keys (bands.bin, 17 x 8 bytes a row at the defaults).
+   two 64-bit hashes of their dedup key (exact duplicates), their MinHash signature (the low 32
+   bits of each bin, sig32.bin, 512 bytes a row), whether it has n-grams at all (grams.bin) and its
+   LSH band keys (bands.bin, 17 x 8 bytes a row at the defaults).
 2. `find_duplicates`: over every shard's state in source order, the first occurrence of each key
-   hash is kept (exact_duplicate), then near-duplicate candidates are found one LSH band at a time,
-   confirmed on the signatures of a chunk of pairs at a time, and joined into clusters whose first row
-   is kept (near_duplicate); then the source's `sample:` is drawn (sampled_out). Memory: a few arrays
-   of 8-byte numbers per surviving row, and the candidate pairs.
+   hash is kept (exact_duplicate), then near-duplicate candidates are found one LSH band at a time
+   and confirmed as they come (only confirmed pairs are kept), and joined into clusters whose first
+   row is kept (near_duplicate); then the source's `sample:` is drawn (sampled_out). Memory: the
+   32-bit signatures (512 bytes a surviving row) and a few 8-byte numbers a row.
 3. `filter_shard`: alive.parquet row group by row group, the kept rows to kept.parquet and the
    duplicates to the rejected rows.
 4. `merge_shards`: the shards' kept and rejected rows concatenated (row group by row group) into the
@@ -54,7 +54,6 @@ from culturalign.data.readers import count_records, source_files
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 50_000   # rows cleaned at once: bounds the memory of clean_frame (about 1 GB at 50K alpaca rows)
-SIG_IN_MEMORY = 256 << 20   # signatures up to this size are read into memory once; larger ones through a memory map
 ALIVE_SCHEMA = {**io.SCHEMA, "raw": io.SCHEMA["messages"]}
 KEEP, EXACT, NEAR, SAMPLED = 0, 1, 2, 3
 DECISIONS = {EXACT: "exact_duplicate", NEAR: "near_duplicate", SAMPLED: "sampled_out"}
@@ -151,7 +150,7 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
                 english_judge: dict | None = None, llm_cache: str | None = None, llm_usage: str | None = None,
                 refine_code: bool = False, batch_rows: int = BATCH_ROWS) -> dict:
     """Step 1 for shard `shard` of `shards` (module doc): writes workdir/{alive,rejected}.parquet,
-    sig.bin, grams.bin, bands.bin, hashes.bin and state.json; returns the state."""
+    sig32.bin, grams.bin, bands.bin, hashes.bin and state.json; returns the state."""
     cfg = resolve(cfg)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -169,7 +168,7 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
     notes: dict = {}
     rows_in = 0
     band_parts = []
-    with open(work / "sig.bin", "wb") as sig_file, open(work / "hashes.bin", "wb") as hash_file, \
+    with open(work / "sig32.bin", "wb") as sig_file, open(work / "hashes.bin", "wb") as hash_file, \
             open(work / "grams.bin", "wb") as gram_file, \
             tqdm(total=None if stop is None else stop - start, desc=f"clean {name} shard {shard + 1}/{shards}",
                  unit="rows", file=sys.stderr, mininterval=5) as bar:
@@ -190,7 +189,7 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
             keys = kept.select(dedup_key(pl.col("messages"))).to_series()
             _key_hashes(keys).tofile(hash_file)
             sig = dedup.signatures(keys.to_list(), ngram=near["ngram"], num_perm=near["num_perm"], seed=near["seed"])
-            sig.tofile(sig_file)
+            sig.astype(np.uint32).tofile(sig_file)   # the low 32 bits of each bin: see _State.signatures
             dedup.has_signature(sig).tofile(gram_file)
             band_parts.append(work / f"bands.{len(band_parts)}.bin")
             dedup.band_keys(sig, bands, band_rows, near["seed"]).tofile(band_parts[-1])
@@ -232,7 +231,6 @@ class _State:
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.n = int(self.offsets[-1])
         self.num_perm = self.states[0]["num_perm"] if self.states else 0
-        self.loaded: np.ndarray | None = None
 
     def hashes(self) -> np.ndarray:
         return np.concatenate([np.fromfile(d / "hashes.bin", dtype=np.uint64).reshape(-1, 2) for d in self.dirs]) \
@@ -246,23 +244,12 @@ class _State:
         """Which texts have n-grams at all (the others are left to exact dedup)."""
         return np.concatenate([np.fromfile(d / "grams.bin", dtype=bool) for d in self.dirs])
 
-    def signatures(self, index: np.ndarray) -> np.ndarray:
-        """Signatures of the global row numbers `index`, read through a memory map that is
-        closed again, so only the pages of this chunk were ever resident (small sources: read once)."""
-        if self.n * self.num_perm * 8 <= SIG_IN_MEMORY:
-            if self.loaded is None:
-                self.loaded = np.concatenate([np.fromfile(d / "sig.bin", dtype=np.uint64).reshape(-1, self.num_perm)
-                                              for d in self.dirs])
-            return self.loaded[index]
-        out = np.empty((len(index), self.num_perm), dtype=np.uint64)
-        shard_of = np.searchsorted(self.offsets, index, side="right") - 1
-        for s in np.unique(shard_of):
-            mine = shard_of == s
-            table = np.memmap(self.dirs[s] / "sig.bin", dtype=np.uint64, mode="r",
-                              shape=(int(self.sizes[s]), self.num_perm))
-            out[mine] = table[index[mine] - self.offsets[s]]
-            del table
-        return out
+    def signatures(self) -> np.ndarray:
+        """Every signature, 32 bits a bin: two bins whose 64-bit values differ have equal low 32 bits
+        with probability 2^-32, so the share of equal bins (the confirmation) is the same as on the full
+        values for all practical purposes, at half the memory, and gathered from memory, not from disk."""
+        return np.concatenate([np.fromfile(d / "sig32.bin", dtype=np.uint32).reshape(-1, self.num_perm)
+                               for d in self.dirs])
 
 
 def find_duplicates(workdirs: list[str | os.PathLike], cfg: dict, sample: dict | None = None,
@@ -282,8 +269,10 @@ def find_duplicates(workdirs: list[str | os.PathLike], cfg: dict, sample: dict |
     if near["enabled"] and state.n > 1:
         usable = (decision == KEEP) & state.has_signature()
         bands, _ = dedup.lsh_params(float(near["threshold"]), int(near["num_perm"]))
-        pairs = dedup.candidate_pairs(state.band, bands, usable)
-        pairs = dedup.confirmed(state.signatures, pairs, near["threshold"])
+        sig = state.signatures()
+        pairs = dedup.unique_pairs((dedup.confirmed(sig.__getitem__, batch, near["threshold"])
+                                    for batch in dedup.candidate_batches(state.band, bands, usable)), state.n)
+        del sig
         roots = dedup.cluster_roots(state.n, pairs)
         decision[(roots != np.arange(state.n)) & (decision == KEEP)] = NEAR
         log.info("%s: %d near-duplicate pairs confirmed", source, len(pairs))
