@@ -33,7 +33,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -416,7 +415,3 @@ def state_records(work: Path) -> list[int]:
     state = json.loads((work / "state.json").read_text(encoding="utf-8"))
     return [state["start"], state["stop"]]
 
-
-def remove_workdirs(workdirs: list[str | os.PathLike]) -> None:
-    for d in workdirs:
-        shutil.rmtree(d, ignore_errors=True)
