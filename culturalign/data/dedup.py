@@ -168,10 +168,9 @@ def candidate_batches(keys_of_band: Callable[[int], np.ndarray], bands: int,
 def unique_pairs(batches: Iterable[np.ndarray], n: int) -> np.ndarray:
     """The distinct pairs of several (m, 2) arrays, sorted. One int64 code per pair: a 1-D sort is
     several times faster than np.unique(axis=0)."""
-    codes = [pairs[:, 0] * np.int64(n) + pairs[:, 1] for pairs in batches]
-    if not codes:
+    codes = np.concatenate([np.empty(0, np.int64), *(pairs[:, 0] * np.int64(n) + pairs[:, 1] for pairs in batches)])
+    if not len(codes):
         return np.empty((0, 2), np.int64)
-    codes = np.concatenate(codes)
     codes.sort()
     codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
     return np.stack([codes // n, codes % n], axis=1)

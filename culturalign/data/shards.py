@@ -201,7 +201,7 @@ def clean_shard(path: str, name: str, fmt: str | None, cfg: dict, workdir: str |
              "bands": bands, "num_perm": int(near["num_perm"])}
     io.write_json(state, work / "state.json")
     log.info("%s shard %d/%d: records [%d, %d): %d rows in, %d past the per-row filters", name, shard + 1, shards,
-             start, stop, rows_in, alive.rows)
+             start, state["stop"], rows_in, alive.rows)
     return state
 
 
