@@ -246,8 +246,12 @@ class _State:
         """Every signature, 32 bits a bin: two bins whose 64-bit values differ have equal low 32 bits
         with probability 2^-32, so the share of equal bins (the confirmation) is the same as on the full
         values for all practical purposes, at half the memory, and gathered from memory, not from disk."""
-        return np.concatenate([np.fromfile(d / "sig32.bin", dtype=np.uint32).reshape(-1, self.num_perm)
-                               for d in self.dirs])
+        sig = np.empty((self.n, self.num_perm), dtype=np.uint32)   # filled in place: no second copy
+        for d, start, end in zip(self.dirs, self.offsets[:-1], self.offsets[1:]):
+            with open(d / "sig32.bin", "rb") as handle:
+                if handle.readinto(memoryview(sig[start:end]).cast("B")) != (end - start) * self.num_perm * 4:
+                    raise RuntimeError(f"{d}: sig32.bin is shorter than its state.json says (a stale shard?)")
+        return sig
 
 
 def find_duplicates(workdirs: list[str | os.PathLike], cfg: dict, sample: dict | None = None,
