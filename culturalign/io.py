@@ -6,7 +6,9 @@ the same columns plus `drop_reason`, so nothing is ever lost silently.
 
 The one JSON / JSON lines reader (`read_text`, `parse_json`, `read_json`) every loader uses: strict
 UTF-8 (a bad byte names its line and byte offset), a BOM removed, lines split on "\n" only (U+2028
-may stand unescaped inside a JSON string), errors naming the file and the line.
+may stand unescaped inside a JSON string), errors naming the file and the line. `sniff` tells what a
+file is from its first bytes (Parquet, Arrow, gzip/zstd/bz2, zip, text), so a binary file handed to a
+JSON reader is named for what it is instead of failing on its first non-UTF-8 byte.
 """
 from __future__ import annotations
 
@@ -41,7 +43,14 @@ class InputError(ValueError):
         if field is not None:
             where += f", field '{field}'"
         super().__init__(f"{where}: {problem}")
-        self.path, self.line, self.record, self.field = str(path), line, record, field
+        self.path, self.line, self.record, self.field, self.problem = str(path), line, record, field, problem
+
+    def within(self, context: str) -> "InputError":
+        """The same error with `context` (e.g. "source 'belle'") before its problem."""
+        if self.problem.startswith(context):
+            return self
+        return InputError(self.path, f"{context}: {self.problem}", line=self.line, record=self.record,
+                          field=self.field)
 
 
 def row_id(source: str, index: int | str) -> str:
@@ -81,6 +90,22 @@ def role(name: Any) -> str | None:
     return ROLE_ALIASES.get(str(name).strip().lower())
 
 
+# First bytes of the binary files users hand over instead of JSON, and what to call them.
+MAGIC = ((b"PAR1", "parquet"), (b"ARROW1", "arrow"), (b"\xff\xff\xff\xff", "arrow-stream"), (b"\x1f\x8b", "gzip"),
+         (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bz2"), (b"PK\x03\x04", "zip"), (b"ORC", "orc"),
+         (b"\xfd7zXZ\x00", "xz"), (b"SQLite format 3", "sqlite"))
+KIND_NAMES = {"parquet": "a Parquet file", "arrow": "an Arrow IPC file", "arrow-stream": "an Arrow IPC stream",
+              "gzip": "gzip-compressed", "zstd": "zstd-compressed", "bz2": "bz2-compressed",
+              "zip": "a zip archive (or .xlsx)", "orc": "an ORC file", "xz": "xz-compressed", "sqlite": "an SQLite database"}
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """What a file is, from its first bytes: a key of KIND_NAMES, or "text" (anything else)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    return next((kind for magic, kind in MAGIC if head.startswith(magic)), "text")
+
+
 def _problem(context: str | None, problem: str) -> str:
     return problem if context is None else f"{context}: {problem}"
 
@@ -91,6 +116,10 @@ def read_text(path: str | os.PathLike, *, context: str | None = None) -> str:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, _problem(context, "no such file"))
+    kind = sniff(path)
+    if kind != "text":
+        raise InputError(path, _problem(context, f"this is {KIND_NAMES[kind]}, not JSON text "
+                                                 "(only training sources may be Parquet, Arrow or compressed)"))
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")

@@ -38,21 +38,57 @@ REFERENCES = wf.references(config)
 wildcard_constraints:
     stage="knowledge|safety",
     source=r"[A-Za-z0-9_.-]+",
+    shard=r"\d+",
     evalset="knowledge|mcq|risky",
     model="|".join([r"base|kg_r\d+|safe_r\d+", *map(re.escape, REFERENCES)]),
 
 
-# 2. Data stage.
-def clean_inputs(wc):
+# 2. Data stage. A source's files (a glob or directory is several) are inputs, so editing one reruns it.
+from culturalign.data import shards as shards_lib
+from culturalign.data.readers import source_files
+
+
+def shard_count(stage, name):
+    """Shards of a source: its bytes on disk over clean.shard_size (1 when unset or cleaned with an LLM)."""
+    cfg = wf.clean_config(config, stage, name)
+    return shards_lib.shard_count(wf.source(config, stage, name)["path"], cfg["shard_size"],
+                                  llm=shards_lib.uses_llm(cfg, config["refine"]))
+
+
+def shard_dir(wc, i):
+    return f"results/data/{wc.stage}/{wc.source}/shards/{i}"
+
+
+def shard_inputs(wc):
+    """What the per-row filters of a source (one job or one shard) read."""
     src = wf.source(config, wc.stage, wc.source)
     inputs = {
-        "source": src["path"],
+        "source": [str(f) for f in source_files(src["path"], src["name"])],
         "rules": wf.english_rules(wf.clean_config(config, wc.stage, wc.source)),
         "eval_sets": [s["path"] for s in wf.eval_sets(config)],
     }
     if src.get("decisions"):
         inputs["decisions"] = src["decisions"]
     return inputs
+
+
+def shard_state_inputs(wc):
+    n = range(shard_count(wc.stage, wc.source))
+    return {part: [f"{shard_dir(wc, i)}/{part}.{ext}" for i in n]
+            for part, ext in (("state", "json"), ("alive", "parquet"), ("sig32", "bin"), ("bands", "bin"),
+                              ("hashes", "bin"), ("grams", "bin"))}
+
+
+def clean_inputs(wc):
+    """One job: the source itself; sharded: what the shard jobs left (merged by clean_source)."""
+    if shard_count(wc.stage, wc.source) == 1:
+        return shard_inputs(wc)
+    n = range(shard_count(wc.stage, wc.source))
+    return {"kept": [f"{shard_dir(wc, i)}/kept.parquet" for i in n],
+            "duplicates": [f"{shard_dir(wc, i)}/duplicates.parquet" for i in n],
+            "rejected": [f"{shard_dir(wc, i)}/rejected.parquet" for i in n],
+            "state": [f"{shard_dir(wc, i)}/state.json" for i in n],
+            "decisions": f"results/data/{wc.stage}/{wc.source}/shards/decisions.npz"}
 
 
 def mix_inputs(wc):

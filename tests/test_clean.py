@@ -310,7 +310,8 @@ def test_clean_source_script(tmp_path, repo_root, run_script):
                params={"name": "src", "fmt": "alpaca", "clean": {},
                        "eval_sets": [{"path": str(questions), "format": "jsonl"}],
                        "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None,
-                       "sample": None, "english_judge": None, "opinion_judge": None},
+                       "path": str(source), "sample": None, "english_judge": None, "opinion_judge": None,
+                       "columns": None, "roles": None, "batch_rows": 2, "shards": 1, "shard_size": None},
                wildcards={"stage": "knowledge", "source": "src"})
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     # translating into English is a sound Chinese task (issue 25): only the copy and the evaluation question go

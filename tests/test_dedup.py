@@ -138,3 +138,10 @@ def test_halluqa_question_pasted_into_a_training_prompt(shared_data):
     pasted = questions[100]
     prompts = [f"请认真回答：{pasted}", "请介绍一下中国古代四大发明。", pasted, "写一首关于春天的诗。"]
     assert contaminated(prompts, questions, ngram=8, threshold=0.5).tolist() == [True, False, True, False]
+
+
+def test_no_candidate_pairs_at_all():
+    """Unrelated texts: no band shared, no pair, nobody a duplicate (the empty case of every step)."""
+    from culturalign.data.dedup import unique_pairs
+    assert unique_pairs([np.empty((0, 2), np.int64)], 5).shape == (0, 2)
+    assert near_duplicates(["春眠不觉晓处处闻啼鸟", "白日依山尽黄河入海流"]).tolist() == [False, False]

@@ -347,7 +347,8 @@ def test_training_rows_are_decontaminated_against_guard_sets(repo_root, tmp_path
                        "stats": str(out / "stats.json")},
                params={"name": "src", "fmt": "alpaca", "clean": {}, "eval_sets": eval_sets(config),
                        "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None, "usage": None,
-                       "sample": None, "english_judge": None, "opinion_judge": None},
+                       "sample": None, "english_judge": None, "opinion_judge": None, "path": str(source),
+                       "columns": None, "roles": None, "batch_rows": None, "shards": 1, "shard_size": None},
                wildcards={"stage": "knowledge", "source": "src"})
     kept, rejected = pl.read_parquet(out / "clean.parquet"), pl.read_parquet(out / "rejected.parquet")
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))

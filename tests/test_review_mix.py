@@ -148,3 +148,16 @@ def test_drop_summary_counts_and_three_examples_per_reason():
     assert rules["r10"].startswith("operations on English words")
     assert summary == review_mod.drop_summary(rejected.reverse())  # stable picks
     assert review_mod.drop_summary(io.empty(io.REJECTED_SCHEMA)) == {}
+
+
+def test_mix_files_equals_mix_in_memory(tmp_path):
+    """The bounded-memory mix (buckets of 7 rows here) writes exactly what mix() returns."""
+    from culturalign.data.mix import mix_files
+    frames = {"b": rows("b", 40), "a": rows("a", 25)}
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = tmp_path / f"{name}.parquet"
+        io.write_parquet(frame, paths[name])
+    taken = mix_files(paths, {"b": 12, "a": None}, 0, tmp_path / "train.parquet", batch_rows=7)
+    assert taken == {"a": 25, "b": 12}
+    assert pl.read_parquet(tmp_path / "train.parquet").equals(mix(frames, {"b": 12, "a": None}, 0))

@@ -91,7 +91,8 @@ def test_clean_source_script_writes_the_sample_to_stats(tmp_path, repo_root, run
                params={"name": "sp", "fmt": "safety_prompts", "clean": {"decontaminate": {"enabled": False}},
                        "eval_sets": [], "refine": {"enabled": False}, "refine_judge": None, "llm_cache": None,
                        "usage": None, "sample": {"n": 5, "stratify_by": "scenario", "seed": 0},
-                       "english_judge": None, "opinion_judge": None},
+                       "english_judge": None, "opinion_judge": None, "path": str(source), "columns": None,
+                       "roles": None, "batch_rows": None, "shards": 1, "shard_size": None},
                wildcards={"stage": "safety", "source": "sp"})
     stats = io.read_json(out / "stats.json")
     assert (stats["rows_in"], stats["rows_kept"], stats["dropped"]["sampled_out"]) == (10, 5, 5)

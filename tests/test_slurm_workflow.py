@@ -31,6 +31,8 @@ from culturalign.io import read_json
 from slurm.cluster import SlurmCluster, job_states, run_snakemake_slurm, running_cluster
 from workflow_run import copy_workflow
 
+# clean.shard_size 40KB cuts demo_alpaca (79 KB; a knowledge source and the safety replay) into 2 shards
+# each, so the data stage has shard jobs; the other sources stay one job.
 # Lists replace the demo's, so the risky sets are named again. Knowledge: the tiny model never reaches
 # acc 1.0, so kg_r1 is trained and the loop ends at max_rounds with the better of base and kg_r1 (base on
 # a tie). Safety: a target every model meets, so the loop stops at that model ("passed") without a second
@@ -48,6 +50,7 @@ loop:
   safety: {target: {mcq_acc: 0.0, RR-1: 0.0, HR_max: 1.0}, max_rounds: 1, epochs_per_round: 1}
 train: {nproc_per_node: 2}
 generation: {max_new_tokens: 8}
+clean: {shard_size: 40KB}
 """
 # The same 2 training processes, one on each node.
 TWO_NODES = "train: {nodes: 2, nproc_per_node: 1}\n"
@@ -148,6 +151,21 @@ def test_every_job_ran_as_a_slurm_job(runs):
         assert state == "COMPLETED" and re.fullmatch(rf"rule_{rule}(_wildcards_.+)?", comment), (job, log)
     assert slurm_jobs == local_jobs
     assert slurm_jobs["train"] == 1
+
+
+def test_shards_ran_as_separate_slurm_jobs(runs):
+    """demo_alpaca in 2 shards in each stage: 4 clean_shard and 4 filter_shard sbatch jobs, each its own
+    SLURM job, and one source_duplicates job per sharded source; the stats say how it was split."""
+    rules = Counter()
+    for job, log in submitted_jobs(runs.slurm).items():
+        rule = log.relative_to(runs.slurm / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
+        if rule in ("clean_shard", "filter_shard", "source_duplicates"):
+            rules[rule] += 1
+            assert runs.states[job][0] == "COMPLETED", (job, log)
+    assert rules == {"clean_shard": 4, "filter_shard": 4, "source_duplicates": 2}
+    for stage in ("knowledge", "safety"):
+        split = read_json(runs.slurm / f"results/data/{stage}/demo_alpaca/stats.json")["split"]
+        assert split["shards"] == 2 and split["shard_size"] == "40KB"
 
 
 def test_training_job_took_the_test_profiles_resources(runs):

@@ -1,6 +1,6 @@
 """Benchmark of the cleaning stage: 100,000 synthetic alpaca-like Chinese rows, read + clean + near-dedup.
 
-    python bench/data/clean.py [--rows 100000] [--repeats 3]
+    python bench/data/clean.py [--rows 100000] [--repeats 3] [--batch-rows 50000]
 
 Prints JSON {rows, seconds_median, rows_per_s, peak_rss_mb, dropped, duplicates, ...} and writes it
 to bench/results/clean.json. Target on a 2-core machine: under 10 s and under 2 GB for 100K rows.
@@ -38,7 +38,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from culturalign import io  # noqa: E402
-from culturalign.data.clean import clean_frame  # noqa: E402
+from culturalign.data.shards import clean_in_one_job  # noqa: E402
 
 SUBJECTS = ("长城 故宫 黄河 长江 泰山 西湖 敦煌 兵马俑 苏州园林 丝绸之路 京剧 昆曲 书法 国画 茶道 中医 针灸 太极拳 "
             "春节 端午节 中秋节 清明节 元宵节 重阳节 二十四节气 剪纸 刺绣 瓷器 青铜器 汉字 唐诗 宋词 元曲 四大名著 "
@@ -203,27 +203,11 @@ def duplicate_recall(ids: list[str], origin: list[tuple[int, str]], rejected: pl
 DATA_JUICER_LEFT = 41  # data-juicer MinHash (5-gram, 256 permutations, Jaccard 0.7) on 5,000 near duplicates
 
 
-def _to_frame(records: list[dict], source: str) -> pl.DataFrame:
-    """Fallback reader when culturalign.data.formats is absent: alpaca records to the common schema."""
-    return io.frame([
-        {"id": io.row_id(source, i), "source": source, "meta": "{}",
-         "messages": [{"role": "user", "content": r["instruction"] + ("\n" + r["input"] if r["input"] else "")},
-                      {"role": "assistant", "content": r["output"]}]}
-        for i, r in enumerate(records)])
-
-
-def _read(path: Path, records: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    try:
-        from culturalign.data.formats import read_source
-    except ImportError:
-        return _to_frame(records, "bench"), io.empty(io.REJECTED_SCHEMA)
-    return read_source(path, "bench", "alpaca")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "clean.json"))
     args = parser.parse_args()
 
@@ -232,33 +216,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench_alpaca.json"
         path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-        times, cpu_times, read_times = [], [], []
+        clean, rejected_path = Path(tmp) / "clean.parquet", Path(tmp) / "rejected.parquet"
+        times, cpu_times = [], []
         for _ in range(args.repeats):
             start, cpu_start = time.perf_counter(), time.process_time()
-            rows, rejected = _read(path, records)
-            read_times.append(time.perf_counter() - start)
-            kept, dropped_rows, dropped, notes = clean_frame(rows, {}, eval_questions=questions)
+            # The rule's own path: read, clean in batches, global dedup, write (culturalign/data/shards.py).
+            stats = clean_in_one_job(str(path), "bench", "alpaca", {}, str(clean), str(rejected_path),
+                                     eval_questions=questions, batch_rows=args.batch_rows)
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
-    assert rows.height == kept.height + dropped_rows.height, "cleaning lost rows"
+        rejected = pl.read_parquet(rejected_path, columns=["id", "drop_reason"])
     seconds = statistics.median(times)
     result = {
         "rows": args.rows,
         "eval_questions": len(questions),
         "seconds_median": round(seconds, 2),
-        "read_seconds_median": round(statistics.median(read_times), 2),
+        "batch_rows": args.batch_rows,
         # CPU seconds of all threads: steadier than wall time on a machine shared with other jobs.
         "cpu_seconds_median": round(statistics.median(cpu_times), 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "rows_per_s": round(args.rows / seconds),
         # ru_maxrss is in KiB on Linux: the peak of the whole process, the synthetic data included.
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "rows_kept": kept.height,
-        "reader_rejected": rejected.height,
-        "dropped": dropped,
-        **notes,
-        "duplicates": duplicate_recall([io.row_id("bench", i) for i in range(args.rows)], origin,
-                                       pl.concat([r.select("id", "drop_reason") for r in (rejected, dropped_rows)])),
+        "rows_kept": stats["rows_kept"],
+        "dropped": stats["dropped"],
+        "normalized": stats["normalized"],
+        "duplicates": duplicate_recall([io.row_id("bench", i) for i in range(args.rows)], origin, rejected),
     }
     text = json.dumps(result, ensure_ascii=False, indent=2)
     print(text)

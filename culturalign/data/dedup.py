@@ -20,11 +20,15 @@ incompatibly. This module, plain numpy, takes ~1.2 s for hashing and signatures 
 * confirmed pairs are joined into clusters (connected components) and every row of a cluster except
   the first one is a duplicate, so "keep the first" holds across chains of edits.
 
+The steps are separate functions so that a source too large for memory (culturalign/data/shards.py)
+keeps only compact state per row, as datatrove splits it: signatures and band keys per batch (on
+disk), then candidate pairs one band at a time, confirmed as they come, clusters, and the filter.
+
 Everything is seeded and order-independent except "first", which follows the input order.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -132,37 +136,57 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return bands, rows
 
 
-def _candidate_pairs(sig: np.ndarray, usable: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
-    """Pairs (i, j), i < j, of texts that share at least one LSH band, as an (m, 2) int64 array."""
-    ids = np.flatnonzero(usable)
+def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
+    """One 64-bit key per LSH band and text, shape (bands, len(sig)): the compact per-row state the
+    candidate search needs (17 x 8 bytes a row at the defaults, against 1 KiB for the signature)."""
     mult = np.random.default_rng(seed + 1).integers(0, 1 << 63, size=rows, dtype=np.uint64) | np.uint64(1)
-    found = []
+    keys = np.empty((bands, len(sig)), dtype=np.uint64)
     for band in range(bands):
-        key = _fmix64((sig[ids, band * rows:(band + 1) * rows] * mult).sum(axis=1, dtype=np.uint64))
+        keys[band] = _fmix64((sig[:, band * rows:(band + 1) * rows] * mult).sum(axis=1, dtype=np.uint64))
+    return keys
+
+
+def candidate_batches(keys_of_band: Callable[[int], np.ndarray], bands: int,
+                      usable: np.ndarray) -> Iterator[np.ndarray]:
+    """Pairs (i, j), i < j, of usable texts that share an LSH band, as (m, 2) int64 arrays: one per band
+    and neighbour distance inside a bucket, so a caller can confirm them as they come instead of
+    holding them all. A pair sharing several bands comes once per band. `keys_of_band(b)` gives band
+    b's keys of all texts (read one band at a time: bounded memory)."""
+    ids = np.flatnonzero(usable)
+    for band in range(bands):
+        key = keys_of_band(band)[ids]
         order = np.argsort(key, kind="stable")
         key, members = key[order], ids[order]
         for d in range(1, min(_BUCKET_WINDOW, len(key) - 1) + 1):
             same = key[d:] == key[:-d]
             if not same.any():
                 break
-            found.append(np.stack([members[:-d][same], members[d:][same]], axis=1))
-    if not found:
+            a, b = members[:-d][same], members[d:][same]
+            yield np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+
+
+def unique_pairs(batches: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """The distinct pairs of several (m, 2) arrays, sorted. One int64 code per pair: a 1-D sort is
+    several times faster than np.unique(axis=0)."""
+    codes = np.concatenate([np.empty(0, np.int64), *(pairs[:, 0] * np.int64(n) + pairs[:, 1] for pairs in batches)])
+    if not len(codes):
         return np.empty((0, 2), np.int64)
-    pairs = np.sort(np.concatenate(found), axis=1)
-    # One int64 code per pair: a 1-D unique is several times faster than np.unique(axis=0).
-    codes = np.unique(pairs[:, 0] * np.int64(len(sig)) + pairs[:, 1])
-    return np.stack([codes // len(sig), codes % len(sig)], axis=1)
+    codes.sort()
+    codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
+    return np.stack([codes // n, codes % n], axis=1)
 
 
-def _confirmed(sig: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
+def confirmed(rows_of: Callable[[np.ndarray], np.ndarray], pairs: np.ndarray, threshold: float) -> np.ndarray:
+    """The candidate pairs whose estimated Jaccard (share of equal signature bins) reaches the threshold.
+    `rows_of(indices)` gives those texts' signatures (from memory or from disk), a chunk of pairs at a time."""
     keep = np.zeros(len(pairs), dtype=bool)
     for start in range(0, len(pairs), _PAIR_CHUNK):
         chunk = pairs[start:start + _PAIR_CHUNK]
-        keep[start:start + _PAIR_CHUNK] = (sig[chunk[:, 0]] == sig[chunk[:, 1]]).mean(axis=1) >= threshold
+        keep[start:start + _PAIR_CHUNK] = (rows_of(chunk[:, 0]) == rows_of(chunk[:, 1])).mean(axis=1) >= threshold
     return pairs[keep]
 
 
-def _cluster_roots(n: int, pairs: np.ndarray) -> np.ndarray:
+def cluster_roots(n: int, pairs: np.ndarray) -> np.ndarray:
     """Smallest index of each text's connected component (label propagation with pointer jumping)."""
     labels = np.arange(n)
     left, right = pairs[:, 0], pairs[:, 1]
@@ -187,10 +211,16 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = 0.7, ngram: int 
     if len(texts) < 2:
         return np.zeros(len(texts), dtype=bool)
     sig = signatures(texts, ngram=ngram, num_perm=num_perm, seed=seed)
-    usable = sig[:, 0] != _MASK64
     bands, rows = lsh_params(float(threshold), int(num_perm))
-    pairs = _confirmed(sig, _candidate_pairs(sig, usable, bands, rows, seed), threshold)
-    return _cluster_roots(len(texts), pairs) != np.arange(len(texts))
+    keys = band_keys(sig, bands, rows, seed)
+    candidates = unique_pairs(candidate_batches(keys.__getitem__, bands, has_signature(sig)), len(texts))
+    pairs = confirmed(sig.__getitem__, candidates, threshold)
+    return cluster_roots(len(texts), pairs) != np.arange(len(texts))
+
+
+def has_signature(sig: np.ndarray) -> np.ndarray:
+    """Texts with at least one n-gram (after densification every bin of such a text is filled)."""
+    return sig[:, 0] != _MASK64
 
 
 def estimated_jaccard(a: str, b: str, *, ngram: int = 5, num_perm: int = 128, seed: int = 1) -> float:

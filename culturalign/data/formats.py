@@ -1,6 +1,7 @@
 """Readers for the training sources: every supported file format to the common conversation schema.
 
-`read_source(path, name, fmt)` returns (rows in io.SCHEMA, rejected rows in io.REJECTED_SCHEMA).
+`read_batches(path, name, fmt)` yields (rows in io.SCHEMA, rejected rows in io.REJECTED_SCHEMA) a
+batch at a time, for a range of records if asked (a shard); `read_source` returns them all at once.
 Nothing is lost silently: a record that cannot become a conversation is a rejected row with a
 `drop_reason`; a file that cannot be read at all raises io.InputError naming the file, the line or
 record and the field.
@@ -13,10 +14,15 @@ Formats (`fmt`; auto-detected from the first record's keys when None):
   safety_prompts  {scenario: [{prompt, response, type}, ...], ...}
   halluqa         {Question, Best Answer1 (or Best_Answer1 / Best Answer), Category, Source, question_id, ...}
 
-Containers: a JSON document (a list of records, one record, or an object keyed by group such as
-Safety-Prompts' scenarios) or JSON lines (one object a line: a .jsonl/.ndjson suffix, or any file whose
-first object is followed by more). A trailing user turn is trimmed (meta `trimmed_turns`) when an
-assistant turn remains before it.
+Containers (culturalign/data/readers.py): JSON or JSON lines, plain or gzip/zstd/bz2, Parquet, Arrow,
+a datasets save_to_disk directory, or a directory or glob of such files; told by content. A JSON
+document is a list of records, one record, or an object keyed by group such as Safety-Prompts'
+scenarios. A trailing user turn is trimmed (meta `trimmed_turns`) when an assistant turn remains before it.
+
+Renamed fields: `columns` maps a format's field names to the file's ({instruction: prompt, output:
+response}); `roles` a conversation format's turn keys and speaker names, with LLaMA-Factory's tags
+(role_tag, content_tag, user_tag, assistant_tag, system_tag). A mapped column the first record lacks
+is an InputError naming the file.
 
 Drop reasons of the reader:
   malformed_json              a JSONL line that does not parse (meta: line number, the raw text, cut)
@@ -32,19 +38,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import polars as pl
 import pyarrow as pa
-from tqdm import tqdm
 
-from culturalign.io import REJECTED_SCHEMA, SCHEMA, InputError, parse_json, read_text, role, row_id
+from culturalign.data.readers import Entry, entries, source_files
+from culturalign.io import REJECTED_SCHEMA, ROLES, SCHEMA, InputError, role, row_id
 
 RAW_CHARS = 1000        # how much of a rejected record's raw text is kept in its meta, for the reviewer
-PROGRESS_MIN = 200_000  # records: below this a read takes about a second, not worth a progress bar
 HALLUQA_ANSWER_KEYS = ("Best Answer1", "Best_Answer1", "Best Answer")
 
 # A RefGPT turn marker: Human/Assistant in any case, then an optional role note in half- or full-width
@@ -60,14 +65,6 @@ class _Reject(Exception):
     def __init__(self, reason: str, messages: list[dict] | None = None):
         super().__init__(reason)
         self.reason, self.messages = reason, messages or []
-
-
-class _Entry(NamedTuple):
-    key: int | str        # original index for the id: record number, or "<group>/<i>" in a grouped object
-    record: Any           # the parsed JSON value; for a malformed line its raw text
-    line: int | None      # line number in a JSONL file
-    group: str | None     # the top-level key of a grouped object (Safety-Prompts' scenario)
-    error: str | None     # JSON error of a malformed line
 
 
 # ---------------------------------------------------------------- fields and turns
@@ -161,12 +158,13 @@ class _Format:
     convert: Callable[[dict], list[dict]]   # record -> messages; raises _Reject
     turn_keys: frozenset[str]               # fields that became turns; the other fields go to meta ...
     keep: tuple[str, ...] | None = None     # ... unless only these are worth keeping
+    turns: tuple[str, str, str] | None = None  # a conversation format's (field, role key, text key)
 
 
 READERS: dict[str, _Format] = {
     "alpaca": _Format(_alpaca, frozenset({"instruction", "input", "output", "system", "history"})),
-    "sharegpt": _Format(_sharegpt, frozenset({"conversations", "system"})),
-    "messages": _Format(_messages, frozenset({"messages"})),
+    "sharegpt": _Format(_sharegpt, frozenset({"conversations", "system"}), turns=("conversations", "from", "value")),
+    "messages": _Format(_messages, frozenset({"messages"}), turns=("messages", "role", "content")),
     "refgpt": _Format(_refgpt, frozenset({"dialogue"})),
     "safety_prompts": _Format(_safety_prompts, frozenset({"prompt", "response"})),
     # The other best and the wrong answers are evaluation material, not training metadata.
@@ -174,63 +172,102 @@ READERS: dict[str, _Format] = {
 }
 FORMATS = tuple(READERS)
 
+# What a `columns:` mapping may name (the fields the converters read) and a `roles:` mapping's keys
+# (LLaMA-Factory's dataset_info.json tags).
+FORMAT_FIELDS = frozenset({"instruction", "input", "output", "system", "history", "conversations", "messages",
+                           "dialogue", "prompt", "response", "Question", *HALLUQA_ANSWER_KEYS})
+ROLE_TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag")
+BATCH_ROWS = 50_000   # records converted per batch: bounds the Python objects alive at once
+
 # Auto-detection: the first format whose marker keys the first record has.
 MARKERS = (("sharegpt", {"conversations"}), ("messages", {"messages"}), ("refgpt", {"dialogue"}),
            ("alpaca", {"instruction"}), ("halluqa", {"Question"}), ("safety_prompts", {"prompt", "response"}))
 
 
-# ---------------------------------------------------------------- files to entries
+# ---------------------------------------------------------------- column and role mappings
 
 def _error(path: str | os.PathLike, name: str | None, problem: str, **where: Any) -> InputError:
     return InputError(path, problem if name is None else f"source '{name}': {problem}", **where)
 
 
-def _is_record(obj: dict) -> bool:
-    return any(keys <= obj.keys() for _, keys in MARKERS)
+def check_mapping(path: str | os.PathLike, name: str | None, columns: dict | None, roles: dict | None) -> None:
+    """A `columns:` mapping names fields of the formats (any of FORMAT_FIELDS), `roles:` only ROLE_TAGS."""
+    for ours in columns or {}:
+        if ours not in FORMAT_FIELDS:
+            raise _error(path, name, f"columns: unknown field '{ours}' (fields: {', '.join(sorted(FORMAT_FIELDS))})",
+                         field=f"columns.{ours}")
+    for tag in roles or {}:
+        if tag not in ROLE_TAGS:
+            raise _error(path, name, f"roles: unknown key '{tag}' (keys: {', '.join(ROLE_TAGS)})", field=f"roles.{tag}")
 
 
-def _document_entries(path: Path, name: str | None, doc: Any) -> list[_Entry]:
-    if isinstance(doc, list):
-        return [_Entry(i, rec, None, None, None) for i, rec in enumerate(doc)]
-    if isinstance(doc, dict) and _is_record(doc):  # a one-record file
-        return [_Entry(0, doc, None, None, None)]
-    if isinstance(doc, dict):  # grouped, like Safety-Prompts: {scenario: [records]}
-        entries = []
-        for group, records in doc.items():
-            if not isinstance(records, list):
-                raise _error(path, name, f"expected a list of records under '{group}', found "
-                                         f"{type(records).__name__}", field=group)
-            entries += [_Entry(f"{group}/{i}", rec, None, group, None) for i, rec in enumerate(records)]
-        return entries
-    raise _error(path, name, f"expected a list of records or an object keyed by group, found {type(doc).__name__}")
+def _named(items: Iterator, name: str | None) -> Iterator:
+    """`items`, with the source's name in any InputError reading them raises."""
+    try:
+        yield from items
+    except InputError as err:
+        raise (err if name is None else err.within(f"source '{name}'")) from None
 
 
-def _entries(path: Path, name: str | None) -> list[_Entry]:
-    context = None if name is None else f"source '{name}'"
-    if not path.is_file():
-        raise _error(path, name, "no such file (check the source's `path` in the config)")
-    text = read_text(path, context=context)
-    if not text.strip():
+def _check_columns(entry: Entry, name: str | None, columns: dict | None) -> None:
+    """Every column the mapping names is in the first record (a Parquet/Arrow record has every column)."""
+    if not columns or not isinstance(entry.record, dict):
+        return
+    missing = [f"'{theirs}' (for {ours})" for ours, theirs in columns.items() if theirs not in entry.record]
+    if missing:
+        raise _error(entry.path, name, f"columns: {', '.join(missing)} not in the first record, whose fields are "
+                                       f"{sorted(entry.record)}", field="columns")
+
+
+def _mapped(rec: dict, spec: "_Format", columns: dict | None, roles: dict | None) -> dict:
+    """A record with the file's field names replaced by the format's (`columns`), and its turns' role and
+    text keys and speaker names by the format's (`roles`, LLaMA-Factory's tags)."""
+    if columns:
+        rec = dict(rec)
+        for ours, theirs in columns.items():
+            if theirs in rec and ours != theirs:
+                rec[ours] = rec.pop(theirs)
+    if roles and spec.turns is not None:
+        field, role_key, text_key = spec.turns
+        speakers = {roles[f"{r}_tag"]: r for r in ROLES if f"{r}_tag" in roles}
+        turns = rec.get(field)
+        if isinstance(turns, list):
+            get_role, get_text = roles.get("role_tag", role_key), roles.get("content_tag", text_key)
+            rec = {**rec, field: [{role_key: speakers.get(t.get(get_role), t.get(get_role)),
+                                   text_key: t.get(get_text)} if isinstance(t, dict) else t for t in turns]}
+    return rec
+
+
+def detect_format(path: str | os.PathLike, fmt: str | None = None, *, columns: dict | None = None,
+                  roles: dict | None = None, name: str | None = None) -> str:
+    """The format of a source (a file, directory or glob): `fmt` when given (checked), else detected from
+    the first record's keys (after the `columns` mapping). A mapping naming a column the first record
+    lacks is an InputError."""
+    files = source_files(path, name)
+    if fmt is not None:
+        _check_format(Path(path), name, fmt)
+    check_mapping(path, name, columns, roles)
+    first, seen = None, False
+    for entry in _named(entries(files), name):
+        seen = True
+        if entry.error is None and isinstance(entry.record, dict):
+            first = entry
+            break
+    if not seen:
         raise _error(path, name, "file is empty / has no records")
-    parsed = parse_json(path, text, context=context)
-    if parsed.lines is None:
-        entries = _document_entries(path, name, parsed.document)
-    else:
-        entries = [_Entry(i, line.value, line.line, None, line.error) for i, line in enumerate(parsed.lines)]
-    if not entries:
-        raise _error(path, name, "file is empty / has no records")
-    return entries
-
-
-def _detect(path: Path, name: str | None, entries: list[_Entry]) -> str:
-    first = next((e.record for e in entries if e.error is None and isinstance(e.record, dict)), None)
     if first is None:
-        raise _error(path, name, "no JSON object among the records: cannot detect the format")
-    for fmt, keys in MARKERS:
-        if keys <= first.keys():
+        if fmt is not None:
             return fmt
-    raise _error(path, name, f"cannot detect the format from the first record's keys {sorted(first)} "
-                             f"(set `format:` to one of {', '.join(FORMATS)})")
+        raise _error(path, name, "no JSON object among the records: cannot detect the format")
+    _check_columns(first, name, columns)
+    if fmt is not None:
+        return fmt
+    keys = _mapped(first.record, READERS["alpaca"], columns, None).keys()
+    for found, markers in MARKERS:
+        if markers <= keys:
+            return found
+    raise _error(first.path, name, f"cannot detect the format from the first record's keys {sorted(keys)} "
+                                   f"(set `format:` to one of {', '.join(FORMATS)}, or map fields with `columns:`)")
 
 
 def _check_format(path: Path, name: str | None, fmt: str) -> str:
@@ -239,17 +276,9 @@ def _check_format(path: Path, name: str | None, fmt: str) -> str:
     return fmt
 
 
-def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """The format of a source file: `fmt` when given (checked), else detected from the first record's keys."""
-    path = Path(path)
-    if fmt is not None:
-        return _check_format(path, None, fmt)
-    return _detect(path, None, _entries(path, None))
-
-
 # ---------------------------------------------------------------- entries to rows
 
-def _meta(spec: _Format, rec: dict, entry: _Entry) -> dict:
+def _meta(spec: _Format, rec: dict, entry: Entry) -> dict:
     if spec.keep is not None:
         meta = {k: rec[k] for k in spec.keep if k in rec}
     else:
@@ -269,22 +298,23 @@ def _end_with_assistant(messages: list[dict]) -> list[dict]:
     return messages[:last + 1]
 
 
-def _convert(spec: _Format, entry: _Entry) -> tuple[list[dict], dict]:
+def _convert(spec: _Format, entry: Entry, columns: dict | None, roles: dict | None) -> tuple[list[dict], dict]:
     """One entry to (messages, meta); raises _Reject."""
     if entry.error is not None:
         raise _Reject("malformed_json")
     if not isinstance(entry.record, dict):
         raise _Reject("not_an_object")
-    messages = spec.convert(entry.record)
+    record = _mapped(entry.record, spec, columns, roles)
+    messages = spec.convert(record)
     kept = _end_with_assistant(messages)
-    meta = _meta(spec, entry.record, entry)
+    meta = _meta(spec, record, entry)
     if len(kept) < len(messages):
         meta["trimmed_turns"] = len(messages) - len(kept)  # said, not silent
     return kept, meta
 
 
-def _rejected_meta(entry: _Entry) -> dict:
-    raw = entry.record if entry.error is not None else json.dumps(entry.record, ensure_ascii=False)
+def _rejected_meta(entry: Entry) -> dict:
+    raw = entry.record if entry.error is not None else json.dumps(entry.record, ensure_ascii=False, default=str)
     meta: dict[str, Any] = {"raw": raw[:RAW_CHARS]}
     if entry.line is not None:
         meta["line"] = entry.line
@@ -296,7 +326,8 @@ def _rejected_meta(entry: _Entry) -> dict:
 
 
 def _json(obj: dict) -> str:
-    return json.dumps(obj, ensure_ascii=False) if obj else "{}"
+    # default=str: Parquet/Arrow fields may be dates, decimals or bytes
+    return json.dumps(obj, ensure_ascii=False, default=str) if obj else "{}"
 
 
 def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
@@ -315,26 +346,41 @@ def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
     return pl.from_arrow(pa.table(columns)).select(list(schema)).cast(schema)
 
 
-def read_source(path: str | os.PathLike, name: str, fmt: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Read one training source: (rows in io.SCHEMA, rejected rows in io.REJECTED_SCHEMA).
+def read_batches(path: str | os.PathLike, name: str, fmt: str | None = None, *, columns: dict | None = None,
+                 roles: dict | None = None, batch_rows: int = BATCH_ROWS, start: int = 0, stop: int | None = None,
+                 counts: list[int] | None = None) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """The records [start, stop) of a source (a file, directory or glob; readers.py), converted
+    `batch_rows` at a time: (rows in io.SCHEMA, rejected rows in io.REJECTED_SCHEMA) per batch.
 
-    `fmt` (one of FORMATS) wins when given; else the format is detected from the first record's keys.
-    Ids are row_id(name, original index) ("<scenario>/<i>" for a grouped object), stable across reruns.
+    `fmt` (one of FORMATS) wins when given; else it is detected from the source's first record.
+    `columns` maps the format's field names to the file's ({instruction: prompt}), `roles` a conversation
+    format's role and text keys and speaker names (role_tag, content_tag, user_tag, assistant_tag,
+    system_tag). Ids are row_id(name, original index) ("<scenario>/<i>" in a grouped object), stable
+    across reruns and the same whichever range a shard reads. `counts`: records per file, if known.
     """
-    path = Path(path)
-    if fmt is not None:
-        _check_format(path, name, fmt)  # before reading a large file
-    entries = _entries(path, name)
-    spec = READERS[fmt or _detect(path, name, entries)]
-    rows, rejected = [], []
-    for entry in tqdm(entries, desc=f"read {name}", unit="rec", file=sys.stderr,
-                      disable=len(entries) < PROGRESS_MIN):
+    files = source_files(path, name)
+    spec = READERS[detect_format(path, fmt, columns=columns, roles=roles, name=name)]
+    rows: list[dict] = []
+    rejected: list[dict] = []
+    for entry in _named(entries(files, start, stop, counts), name):
         base = {"id": row_id(name, entry.key), "source": name}
         try:
-            messages, meta = _convert(spec, entry)
+            messages, meta = _convert(spec, entry, columns, roles)
         except _Reject as reject:
             rejected.append({**base, "messages": reject.messages, "drop_reason": reject.reason,
                              "meta": _json(_rejected_meta(entry))})
-            continue
-        rows.append({**base, "messages": messages, "meta": _json(meta)})
-    return _frame(rows, SCHEMA), _frame(rejected, REJECTED_SCHEMA)
+        else:
+            rows.append({**base, "messages": messages, "meta": _json(meta)})
+        if len(rows) + len(rejected) >= batch_rows:
+            yield _frame(rows, SCHEMA), _frame(rejected, REJECTED_SCHEMA)
+            rows, rejected = [], []
+    if rows or rejected:
+        yield _frame(rows, SCHEMA), _frame(rejected, REJECTED_SCHEMA)
+
+
+def read_source(path: str | os.PathLike, name: str, fmt: str | None = None, *, columns: dict | None = None,
+                roles: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A whole source at once (small sources, tests): the batches of `read_batches` concatenated."""
+    batches = list(read_batches(path, name, fmt, columns=columns, roles=roles))
+    return (pl.concat([b[0] for b in batches]) if batches else _frame([], SCHEMA),
+            pl.concat([b[1] for b in batches]) if batches else _frame([], REJECTED_SCHEMA))

@@ -4,13 +4,23 @@ Caps and samples are deterministic: a row's rank is a seeded hash of its id (sha
 machines, Python and polars versions), so a rerun, or a rerun after other rows were added, keeps the
 same rows as far as it can. The mix is sorted by (source, id) so its bytes do not depend on the order
 in which sources were listed or finished.
+
+`mix_files` writes the same mix from the cleaned parquet files in bounded memory: per source, the rows
+(capped) are spread over buckets by the leading hex digits of their id (ids are hashes, so the
+buckets are even and each holds about `batch_rows` rows), then each bucket is sorted and appended, in
+bucket order, which is id order.
 """
 from __future__ import annotations
 
 import hashlib
+import math
+import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from culturalign import io
 
@@ -64,3 +74,40 @@ def mix(frames: dict[str, pl.DataFrame], caps: dict[str, int | None], seed: int)
     if not parts:
         return io.empty()
     return pl.concat([p.select(list(io.SCHEMA)).cast(io.SCHEMA) for p in parts]).sort("source", "id")
+
+
+def mix_files(paths: dict[str, str | os.PathLike], caps: dict[str, int | None], seed: int, out: str | os.PathLike,
+              batch_rows: int = 200_000) -> dict[str, int]:
+    """`mix` over the sources' clean.parquet files ({source: path}), written to `out` without holding
+    more than about `batch_rows` rows at once (module doc). Returns the rows taken per source."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    arrow_schema = io.empty().to_arrow().schema
+    taken = {}
+    with pq.ParquetWriter(tmp, arrow_schema) as writer, \
+            tempfile.TemporaryDirectory(prefix=".mix-", dir=out.parent) as scratch:
+        for name in sorted(paths):
+            ids = pl.read_parquet(paths[name], columns=["id"])
+            cap = caps.get(name)
+            keep = None if cap is None or cap >= ids.height else sample(ids, cap, seed)["id"]
+            rows = ids.height if keep is None else keep.len()
+            taken[name] = rows
+            buckets = max(1, math.ceil(rows / batch_rows))
+            bucket = (pl.col("id").str.slice(0, 6).str.to_integer(base=16) * buckets // 16**6).alias("_bucket")
+            parts = [Path(scratch) / f"{name}.{b}.parquet" for b in range(buckets)]
+            part_writers = [pq.ParquetWriter(p, arrow_schema) for p in parts]
+            source = pq.ParquetFile(paths[name])
+            for group in range(source.num_row_groups):
+                rows_of = pl.from_arrow(source.read_row_group(group)).select(list(io.SCHEMA)).cast(io.SCHEMA)
+                if keep is not None:
+                    rows_of = rows_of.filter(pl.col("id").is_in(keep.implode()))
+                for b, part in rows_of.with_columns(bucket).partition_by("_bucket", as_dict=True).items():
+                    part_writers[b[0]].write_table(part.drop("_bucket").to_arrow())
+            for w in part_writers:
+                w.close()
+            for part in parts:
+                writer.write_table(pl.read_parquet(part).sort("id").to_arrow())
+                part.unlink()
+    os.replace(tmp, out)
+    return taken

@@ -391,6 +391,13 @@ def guard_questions(spec: dict) -> list[str]:
     return [it["question"] for it in load_guard_set({**spec, "limit": None})["items"]]
 
 
+def decontamination_questions(eval_sets: list[dict]) -> list[str]:
+    """Every question of the configured evaluation and guard sets (guard sets, marked `guard`, through their
+    own loaders): what the training data is decontaminated against."""
+    return [q for spec in eval_sets
+            for q in (guard_questions(spec) if spec.get("guard") else evalsets.load_questions(spec["path"], spec.get("format")))]
+
+
 # ---------------------------------------------------------------- the loop's guard
 
 FAILED = ".judge_failed"   # suffix of a measure's judge-failure share in guard_measures

@@ -6,6 +6,7 @@ and whether every path the config names exists before any job is planned.
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
@@ -146,7 +147,7 @@ def model_dir_problem(path: Path) -> str | None:
 
 def configured_paths(config: dict) -> list[tuple[str, str, str]]:
     """Every path the (validated) config names, as (config key, path, kind): kind 'file', 'path' (a file
-    or a folder) or 'model'."""
+    or a folder), 'source' (a file, a folder or a glob matching a file) or 'model'."""
     paths = []
     if config["base_model"] == "tiny":
         paths.append(("tiny.corpus", config["tiny"]["corpus"], "file"))
@@ -158,7 +159,7 @@ def configured_paths(config: dict) -> list[tuple[str, str, str]]:
     for stage in STAGES:
         for i, src in enumerate(sources(config, stage)):
             key = f"data.{stage}[{i}]"
-            paths.append((f"{key}.path", src["path"], "file"))
+            paths.append((f"{key}.path", src["path"], "source"))
             if src.get("decisions"):
                 paths.append((f"{key}.decisions", src["decisions"], "file"))
             own_rules = ((src.get("clean") or {}).get("english_context") or {}).get("rules")
@@ -197,6 +198,11 @@ def check_paths(config: dict, workdir: str | os.PathLike) -> None:
         if kind == "model":
             problem = model_dir_problem(path)
         elif kind == "path":
+            problem = None if path.exists() else "no such file or folder"
+        elif kind == "source" and glob.has_magic(str(value)):
+            problem = None if any(Path(p).is_file() for p in glob.iglob(str(path), recursive=True)) \
+                else "no file matches this glob"
+        elif kind == "source":
             problem = None if path.exists() else "no such file or folder"
         else:
             problem = None if path.is_file() else ("not a file" if path.exists() else "no such file")
