@@ -300,6 +300,13 @@ def _chars(messages: pl.Expr, role: str) -> pl.Expr:
     return messages.list.eval(pl.when(ROLE == role).then(CONTENT.str.len_chars()).otherwise(0)).list.sum()
 
 
+def _cjk_share(text: pl.Expr) -> pl.Expr:
+    """CJK characters / non-space characters of `text`, code blocks left out (0 for no characters)."""
+    prose = text.str.replace_all(answers.CODE_BLOCK, "")
+    non_space = prose.str.len_chars() - prose.str.count_matches(r"\s")
+    return (prose.str.replace_all(NOT_CJK, "").str.len_chars() / non_space).fill_nan(0.0).fill_null(0.0)
+
+
 def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: bool = False
                 ) -> list[tuple[str, pl.Expr]]:
     """(reason, condition) of the per-row filters, in order; columns: see `_features`. `refining`:
@@ -330,10 +337,13 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: 
         # that asks for English (翻译成英文, 用英语写) is judged on the prompt alone: its answer is meant to be
         # English. So is every prompt when refining: an answer in the wrong language is refinement's to fix.
         asks_english = pl.col("prompt").str.contains(answers.INTO_ENGLISH) | pl.lit(refining)
-        prose = pl.when(asks_english).then(pl.col("prompt")).otherwise(pl.col("text")).str.replace_all(answers.CODE_BLOCK, "")
-        non_space = prose.str.len_chars() - prose.str.count_matches(r"\s")
-        share = prose.str.replace_all(NOT_CJK, "").str.len_chars() / non_space
-        checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
+        # A Chinese instruction with a Chinese answer is Chinese even when its input is English material
+        # (a price list of English product names, an English passage to summarise in Chinese).
+        least = cfg["cjk"]["min_share"]
+        share = _cjk_share(pl.when(asks_english).then(pl.col("prompt")).otherwise(pl.col("text")))
+        chinese_ends = (_cjk_share(pl.col("prompt").str.extract(r"^([^\n]*)", 1)) >= least) \
+            & (_cjk_share(pl.col("answer")) >= least)
+        checks.append(("low_cjk_share", (share < least) & ~chinese_ends))
     checks += [(name, found[name]) for name in REFINABLE if on[name] and not refining]
     return checks
 
