@@ -40,6 +40,8 @@ def test_precision_and_recall_on_the_cases(split, min_precision, min_recall):
     ("用不超过100字描述你的家乡。", "我的家乡……", False),               # a length in characters
     ("凯撒密码的历史起源是什么？", "它得名于尤利乌斯·凯撒……", False),   # a question about a cipher
     ("把句子中的单词大写：我爱北京", "我爱北京", True),                   # capitals of translated words
+    ("用括号中动词的正确形式填空：他昨天（去）了学校。", "去", True),       # a verb form Chinese does not have
+    ("用“在”或“再”填空：我明天___来。", "再", False),                    # a Chinese fill-in
 ])
 def test_hand_written(prompt, answer, bound):
     assert _bound([prompt], [answer]) == [bound]
