@@ -149,6 +149,23 @@ def test_intact_code_and_prose_stay():
     assert by_prompt([("请写一段示例。", c) for c in INTACT]) == {c: None for c in INTACT}
 
 
+# --- the CJK share ------------------------------------------------------------------------------------------
+CJK_ONLY = {"cjk": {"enabled": True, "min_share": 0.3}}
+
+
+def test_low_cjk_share_keeps_chinese_tasks_with_english_material_or_code_answers():
+    assert reasons([
+        ("找出以下物品的总价：\niPad Pro 11-inch - $849\nApple Pencil - $129\nSmart Keyboard Folio - $179",
+         "三件物品的总价是 $1,157。"),                                       # English input, Chinese answer
+        ("写一个Python函数，计算两个数的和。", "def add(a, b):\n    return a + b"),   # an unfenced code answer
+        ("一元二次方程的求根公式是什么？", "x = (-b ± sqrt(b^2 - 4ac)) / (2a)"),       # a formula
+        ("给我的咖啡店起一个英文名字。", "Bean There Cafe"),                         # English asked for
+        ("安排明天上午10点的会议。", "Certainly, I will schedule a meeting for you tomorrow at 10 AM. "
+         "May I know the participants?"),                                         # English nobody asked for
+        ("Write a short poem about the sea.", "The sea is wide and the waves are high, under a grey sky."),
+    ], CJK_ONLY) == [None, None, None, None, "low_cjk_share", "low_cjk_share"]
+
+
 # --- answer checks -------------------------------------------------------------------------------------------
 BROKEN = [
     ("总结以下文章。", "这篇文章讲述了科技的发展。", "missing_content"),
