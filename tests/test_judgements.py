@@ -173,6 +173,7 @@ BROKEN = [
     ("请总结这个视频的内容：https://video.example.com/watch?v=42", "视频介绍了熊猫的生活。", "missing_content"),
     ("评价这本书的封面设计。", "很抱歉，您没有提供封面的图片，我无法评价。", "missing_content"),
     ("用一句话结束故事。", "最后他们幸福地生活在一起。", "missing_content"),
+    ("总结给出的文章。", "这篇文章讲述了科技的发展。", "missing_content"),
     ("简单介绍一下长城。", "The Great Wall is a series of fortifications built across northern China over centuries.",
      "answer_language"),
     ("请把这句话翻译成英文：我喜欢喝茶。", "我喜欢喝茶。", "answer_language"),
@@ -192,6 +193,8 @@ SOUND = [
     ("《静夜思》这首诗表达了什么情感？", "表达了诗人对故乡的思念之情。"),
     ("给定一个整数列表，写一个函数返回最大值。", "def top(xs):\n    return max(xs)"),
     ("介绍一下故宫。", "故宫是明清两代的皇家宫殿，位于北京中轴线的中心。"),
+    ("给出一元二次方程的求根公式。", "x 等于负 b 加减根号下 b 的平方减 4ac，再除以 2a。"),   # 给出 asks, points at nothing
+    ("提供一个保持健康的建议。", "每天坚持运动半小时，饮食均衡，保证充足睡眠。"),
 ]
 
 
