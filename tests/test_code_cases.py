@@ -53,6 +53,10 @@ def test_translated(text):
     "其中：\nN = 银河系内可能存在的文明数量；\nR = 恒星的形成速度；",          # a formula's legend
     "print(\"你好\")  # 打印问候",                                            # Chinese string and comment
     "调用列表的 append() 方法，再用 len（）函数求长度。",                     # code named in prose
+    "首先：\n  准备材料。\n最后：\n  把它们混合均匀。",                          # 最后： as a heading
+    "设集合 A = {1, 2, 3}，\nB = {2, 3}，求 A 与 B 的交集。",                     # braces in maths
+    "价值(value)是经济学的基本概念，价格围绕价值波动。",                        # a term glossed in brackets
+    "联系方式：email：service；电话：400-800-1234；",                           # a contact line
 ])
 def test_intact(text):
     assert translated_code_in([text]) == [False]

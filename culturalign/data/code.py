@@ -29,8 +29,9 @@ PYTHON = [
     r"^[ \t]*打印\s*\([^\n]*\)[ \t]*;?[ \t]*$",                                          # 打印("你好")
     r"(?:=|(?-u:\b)in|在)\s*(?:输入|范围|长度|列表|字典|整数|字符串|浮点)\s*\(",                  # x = 输入(...), in 范围(10)
     r"^[ \t]*(?:如果|否则如果|而|当)\s+[^\n\p{Han}]+[:：][ \t]*$",                          # 如果 x > 0:
-    r"^[ \t]*(?:否则|别的|试试|尝试|最后|最终)\s*[:：][ \t]*$",                            # else:, try:, finally:
-    r"^[ \t]*除了\s+[A-Za-z_]\w*(?:\s+(?:作为|as)\s+\w+)?\s*[:：][ \t]*$",                   # except ValueError:
+    r"^[ \t]*(?:否则|别的)\s*[:：][ \t]*$",                                            # else:
+    # try: / finally: / except E: only before an indented line ("最后：" alone is a heading in prose)
+    r"^[ \t]*(?:试试|尝试|最后|最终|除了\s+[A-Za-z_]\w*(?:\s+(?:作为|as)\s+\w+)?)\s*[:：][ \t]*\n[ \t]+[A-Za-z_]",
     r"^[ \t]*(?:def|class|function|func)\s+\w*\p{Han}[\w\p{Han}]*\s*[(:{]",                 # def 阶乘(n): a translated name
     r"^[ \t]*对于\s+[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s+(?:在|中|于)\s+[^\n]*[:：][ \t]*$",  # for i in ...:
     r"^[ \t]*(?:类|班级)\s+[A-Za-z_]\w*\s*(?:\([^()\n]*\))?\s*[:：][ \t]*$",                 # class Dog:
@@ -73,10 +74,10 @@ SQL = [
     r"(?:分组|组|排序|订购|订单)\s*(?:通过|依据|按|由)\s+[A-Za-z_][\w.]*(?:\s+(?:DESC|ASC|降序|升序))?\s*[;；]?[ \t]*$",  # ORDER BY
     r"(?i:(?-u:\b)(?:where|and|or|having)\s+[A-Za-z_]\w*\s*(?:=|>|<)\s*[^\n]{1,40}?\s)(?:和|或|与)\s+[A-Za-z_]\w*\s*(?:=|>|<)",
     r"(?:创建|删除)\s*(?:表|TABLE)\s+[A-Za-z_\p{Han}][\w\p{Han}]*\s*\(",                     # 创建表 t (
-    r"计数\s*\(\s*\*\s*\)",
+    r"计数\s*\(\s*\*\s*\)",                                                                  # COUNT(*)
     r"(?-u:\b)(?:SELECT|FROM|INTO|UPDATE|JOIN|TABLE|GROUP BY|ORDER BY)\s+\p{Han}",                # FROM 订单: a translated table
-    r"^[ \t]*(?:值|价值观?)\s*\(",                                                            # VALUES (
-    r"^[ \t]*按\s+[A-Za-z_][\w.]*\s+(?:(?:降序|升序)\s*)?排序\s*[;；]?[ \t]*$",                 # ORDER BY name                                                                  # COUNT(*)
+    r"^[ \t]*(?:值|价值观?)\s*\(\s*['\"\d][^)\n]*,",                                              # VALUES ('a', 1
+    r"^[ \t]*按\s+[A-Za-z_][\w.]*\s+(?:(?:降序|升序)\s*)?排序\s*[;；]?[ \t]*$",                 # ORDER BY name
     r"(?i:(?-u:\b)(?:select|delete)(?-u:\b))\s+[^\n]{0,80}(?i:(?-u:\b)from(?-u:\b))\s+\p{Han}+\s+(?i:where)(?-u:\b)",   # FROM 客户 WHERE
 ]
 MARKUP = [
@@ -106,10 +107,10 @@ FULL_WIDTH = [   # ASCII code syntax written with full-width punctuation
     r"(?-u:\b)(?:print|printf|println|console\.log|alert|puts|echo|len|range|input)\s*[（(]\s*[“‘]",  # print(“hi”)
     r"^[ \t]*(?:for|while|if)\s*（[^\n]*）\s*\{",                                          # for （...） {
     r"(?-u:\b)(?:def|function|func|fn)\s+[A-Za-z_]\w*\s*（",                                      # def f（
-    r"(?-u:\b)[a-z_][\w.]*（(?:[^（）\n\p{Han}]|[\"'“‘][^\"'”’\n]*[\"'”’])*）\s*(?:[;；{)）]|$)",   # greet（"小明"）；
+    r"(?-u:\b)[a-z_][\w.]*（(?:[^（）\n\p{Han}]|[\"'“‘][^\"'”’\n]*[\"'”’])*）\s*[;；{)）]",       # greet（"小明"）；
     r"^[ \t]*(?:return|[A-Za-z_][\w.]*\s*(?:=|\(|（|\+\+|--))(?:[^\n\p{Han}]|[\"'“‘][^\"'”’\n]*[\"'”’])*；[ \t]*$",                  # return x；
-    r"(?:^|[\s{;\"“])[a-z][a-z-]*\s*：\s*[#\w.%-]+\s*；",                                       # color：red；
-    r"^[ \t]*\"[^\"\n]{1,30}\"\s*:\s*[^\n]+，[ \t]*$|\}\s*，[ \t]*$",                                  # "id": 1，
+    r"(?:^|[\s{;\"“])[a-z][a-z-]*\s*：\s*[#A-Za-z0-9.%-]+\s*；",                                 # color：red；
+    r"^[ \t]*\"[^\"\n]{1,30}\"\s*:\s*[^\n]+，[ \t]*$|\{[^{}\n]*\"[^\"\n]*\"\s*:[^{}\n]*\}\s*，[ \t]*$",   # "id": 1，
 ]
 
 # Three alternations, not one: a single one of all the patterns outgrows the regex engine's lazy-DFA cache
