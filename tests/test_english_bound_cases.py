@@ -42,6 +42,10 @@ def test_precision_and_recall_on_the_cases(split, min_precision, min_recall):
     ("把句子中的单词大写：我爱北京", "我爱北京", True),                   # capitals of translated words
     ("用括号中动词的正确形式填空：他昨天（去）了学校。", "去", True),       # a verb form Chinese does not have
     ("用“在”或“再”填空：我明天___来。", "再", False),                    # a Chinese fill-in
+    ("“不要”的缩写形式是什么？", "don't", True),                            # an English contraction
+    ("“不开心”这个词的前缀是什么？", "不", True),                             # English morphology (un-happy)
+    ("如何修改文件的后缀名？", "右键点击文件，选择重命名。", False),            # a file extension
+    ("将以下句子拼接起来，形成通顺且语法正确的段落：今天下雨。我没带伞。", "今天下雨，我没带伞。", False),
 ])
 def test_hand_written(prompt, answer, bound):
     assert _bound([prompt], [answer]) == [bound]
