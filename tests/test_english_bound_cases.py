@@ -43,7 +43,8 @@ def test_precision_and_recall_on_the_cases(split, min_precision, min_recall):
     ("用括号中动词的正确形式填空：他昨天（去）了学校。", "去", True),       # a verb form Chinese does not have
     ("用“在”或“再”填空：我明天___来。", "再", False),                    # a Chinese fill-in
     ("“不要”的缩写形式是什么？", "don't", True),                            # an English contraction
-    ("“不开心”这个词的前缀是什么？", "不", True),                             # English morphology (un-happy)
+    ("“不开心”这个词的前缀是什么？", "前缀是 un-，表示否定。", True),          # English morphology (un-happy)
+    ("“老虎”的“老”是词缀吗？", "是，“老”在这里是前缀，没有实义。", False),      # Chinese morphology
     ("如何修改文件的后缀名？", "右键点击文件，选择重命名。", False),            # a file extension
     ("将以下句子拼接起来，形成通顺且语法正确的段落：今天下雨。我没带伞。", "今天下雨，我没带伞。", False),
 ])
