@@ -47,7 +47,7 @@ def test_precision_and_recall_on_the_cases(split, min_precision, min_recall):
     ("“老虎”的“老”是词缀吗？", "是，“老”在这里是前缀，没有实义。", False),      # Chinese morphology
     ("如何修改文件的后缀名？", "右键点击文件，选择重命名。", False),            # a file extension
     ("列出三个描述快乐的形容词。", "joyful, cheerful, glad", True),            # words answered in English
-    ("写出三种水果的英文单词。", "apple, banana, pear", False),                 # English words asked for
+    ("把“苹果、香蕉、梨”翻译成英文。", "apple, banana, pear", False),          # translating into English
     ("列出三个表示颜色的词语。", "红色、蓝色、绿色", False),
     ("将以下句子拼接起来，形成通顺且语法正确的段落：今天下雨。我没带伞。", "今天下雨，我没带伞。", False),
 ])
