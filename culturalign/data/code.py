@@ -1,9 +1,12 @@
 """Machine-translated code and markup, in any language: the `translated_code` filter's patterns.
 
 A machine translator turns the keywords, types, tags and identifiers of code into Chinese (导入 numpy 为 np,
-选择 * 从 客户, 整数 总和 = 0;, <标题>, 颜色: 红色;, 光盘 /home) or its ASCII syntax into full-width
-punctuation (print（"hi"）, x = 5；). Such code does not run and teaches a model wrong syntax. Intact code
-stays: Chinese comments, Chinese string literals, Chinese JSON keys and Chinese prose around the code.
+选择 * 从 客户, 整数 总和 = 0;, <标题>, 颜色: 红色;, 光盘 /home), and so its function, method and table names,
+closing tags, CSS values and LaTeX commands (def 阶乘(n):, numbers.地图(, FROM 订单, </表>, display: 弹性;,
+\开始{方程}), often in one line of an otherwise intact snippet (除了 ValueError:), or its ASCII syntax into
+full-width punctuation (print（"hi"）, x = 5；, color：red；, {"id": 1}，). Such code does not run and teaches
+a model wrong syntax. Intact code stays: Chinese comments, Chinese string literals, Chinese JSON keys and
+Chinese prose around the code. Measured on tests/data/code_cases.jsonl (README, "Row judgements").
 
 Every pattern needs code structure around the Chinese token (an identifier, brackets, an operator, a
 line ending in a colon, a semicolon or a brace), so Chinese prose such as "该函数返回列表的长度",
