@@ -106,6 +106,8 @@ _CONT = r"[\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}
 MOJIBAKE = (r"\x{FFFD}|锟斤拷|烫烫烫|屯屯屯"
             rf"|[\x{{C2}}-\x{{DF}}]{_CONT}"     # a 2-byte UTF-8 sequence read as Latin-1/cp1252: Ã©, Â
             rf"|[\x{{E0}}-\x{{EF}}]{_CONT}{{2}}")  # a 3-byte one (every Chinese character): ä¸­, â€™
+# A Chinese prompt that wants English words besides a translation (用英文写, 英文名字): its answer is English.
+ENGLISH_WANTED = r"用英[文语]|英[文语](?:单词|句子|名字|名称|标题|口号|短语|版本)"
 # Everything but ideographs, CJK punctuation and full-width forms: deleting its runs leaves the CJK characters.
 NOT_CJK = r"[^\p{Han}\x{3000}-\x{303F}\x{FF00}-\x{FFEF}]+"
 
@@ -300,6 +302,13 @@ def _chars(messages: pl.Expr, role: str) -> pl.Expr:
     return messages.list.eval(pl.when(ROLE == role).then(CONTENT.str.len_chars()).otherwise(0)).list.sum()
 
 
+def _cjk_share(text: pl.Expr) -> pl.Expr:
+    """CJK characters / non-space characters of `text`, code blocks left out (0 for no characters)."""
+    prose = text.str.replace_all(answers.CODE_BLOCK, "")
+    non_space = prose.str.len_chars() - prose.str.count_matches(r"\s")
+    return (prose.str.replace_all(NOT_CJK, "").str.len_chars() / non_space).fill_nan(0.0).fill_null(0.0)
+
+
 def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: bool = False
                 ) -> list[tuple[str, pl.Expr]]:
     """(reason, condition) of the per-row filters, in order; columns: see `_features`. `refining`:
@@ -329,11 +338,16 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: 
         # Code blocks are no language (a Chinese question may rightly get mostly code), and a Chinese prompt
         # that asks for English (翻译成英文, 用英语写) is judged on the prompt alone: its answer is meant to be
         # English. So is every prompt when refining: an answer in the wrong language is refinement's to fix.
-        asks_english = pl.col("prompt").str.contains(answers.INTO_ENGLISH) | pl.lit(refining)
-        prose = pl.when(asks_english).then(pl.col("prompt")).otherwise(pl.col("text")).str.replace_all(answers.CODE_BLOCK, "")
-        non_space = prose.str.len_chars() - prose.str.count_matches(r"\s")
-        share = prose.str.replace_all(NOT_CJK, "").str.len_chars() / non_space
-        checks.append(("low_cjk_share", share.fill_nan(0.0) < cfg["cjk"]["min_share"]))
+        asks_english = pl.col("prompt").str.contains(answers.INTO_ENGLISH + "|" + ENGLISH_WANTED) | pl.lit(refining)
+        # A Chinese instruction with a Chinese answer is Chinese even when its input is English material
+        # (a price list of English product names, an English passage to summarise in Chinese); so is one
+        # answered with code alone, fenced or not (the answer's code lines are no language either).
+        least = cfg["cjk"]["min_share"]
+        share = _cjk_share(pl.when(asks_english).then(pl.col("prompt")).otherwise(pl.col("text")))
+        answer_prose = pl.col("answer").str.replace_all(answers.CODE_BLOCK, "").str.replace_all(answers.CODE_LINE, "")
+        chinese_ends = (_cjk_share(pl.col("prompt").str.extract(r"^([^\n]*)", 1)) >= least) \
+            & ((_cjk_share(answer_prose) >= least) | ~answer_prose.str.contains(r"[A-Za-z\p{Han}]"))
+        checks.append(("low_cjk_share", (share < least) & ~chinese_ends))
     checks += [(name, found[name]) for name in REFINABLE if on[name] and not refining]
     return checks
 
