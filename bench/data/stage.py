@@ -115,7 +115,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     peaks: dict = {}
     stop = threading.Event()
-    start, cpu_start = time.perf_counter(), psutil.cpu_times()
+    start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     watcher = threading.Thread(target=poll, args=(proc, peaks, stop), daemon=True)
     watcher.start()

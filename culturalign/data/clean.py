@@ -68,7 +68,7 @@ import yaml
 
 from culturalign import io
 from culturalign.data import answers, opinion
-from culturalign.data.code import translated_code, translated_code_in  # noqa: F401 (translated_code_in: refine)
+from culturalign.data.code import translated_code
 from culturalign.data.decontam import contaminated
 from culturalign.data.dedup import near_duplicates
 from culturalign.data.mix import stratified_sample
@@ -350,11 +350,6 @@ def _row_checks(cfg: dict, human_rejected: frozenset[str] | set[str], refining: 
         checks.append(("low_cjk_share", (share < least) & ~chinese_ends))
     checks += [(name, found[name]) for name in REFINABLE if on[name] and not refining]
     return checks
-
-
-def has_translated_code(messages: pl.Expr = pl.col("messages")) -> pl.Expr:
-    """Whether any turn holds machine-translated code (what `translated_code` drops)."""
-    return translated_code(_joined(messages, None))
 
 
 REFINABLE = ("answer_language", "answer_length", "answer_count", "degenerate", "truncated")

@@ -26,7 +26,8 @@ import unicodedata
 import polars as pl
 
 from culturalign import llm
-from culturalign.data.clean import answer_problem, translated_code_in
+from culturalign.data.clean import answer_problem
+from culturalign.data.code import translated_code_in
 from culturalign.io import SCHEMA, frame
 
 log = logging.getLogger(__name__)

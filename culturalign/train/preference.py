@@ -12,7 +12,6 @@ Pairs come from results/data/safety/pairs_{model}.parquet (culturalign.loop.reme
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -173,13 +172,5 @@ def mean_margin(model_dir: str, pairs_path: str) -> float:
     return sum(margins) / len(margins)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="culturalign preference worker (started by torchrun)")
-    parser.add_argument("--args-json", required=True)
-    options = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s rank" + os.environ.get("RANK", "0") + " %(message)s")
-    run_worker(read_json(options.args_json))
-
-
 if __name__ == "__main__":
-    main()
+    sft.worker_main(run_worker, "preference")

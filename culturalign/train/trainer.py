@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -376,13 +377,14 @@ def run_worker(args: dict) -> None:
         log.info("model saved: %s", output)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="culturalign training worker (started by torchrun)")
+def worker_main(run: Callable[[dict], None], what: str) -> None:
+    """The command line of a worker that torchrun starts on every GPU: `--args-json FILE`, logging per rank."""
+    parser = argparse.ArgumentParser(description=f"culturalign {what} worker (started by torchrun)")
     parser.add_argument("--args-json", required=True)
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rank" + os.environ.get("RANK", "0") + " %(message)s")
-    run_worker(read_json(options.args_json))
+    run(read_json(options.args_json))
 
 
 if __name__ == "__main__":
-    main()
+    worker_main(run_worker, "training")
