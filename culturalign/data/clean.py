@@ -30,9 +30,9 @@ look across rows (contamination, exact and near duplicates) on the rows still al
   judge_english_bound / judge_translated_code / judge_broken
                     the judge's second opinion on flagged rows (`second_opinion.judge`,
                     culturalign/data/opinion.py)
-  contaminated      prompt overlaps an evaluation question (culturalign/decontam.py)
+  contaminated      prompt overlaps an evaluation question (culturalign/data/decontam.py)
   exact_duplicate   same dedup key as an earlier row (the first one is kept)
-  near_duplicate    MinHash near duplicate of an earlier row's dedup key (culturalign/dedup.py)
+  near_duplicate    MinHash near duplicate of an earlier row's dedup key (culturalign/data/dedup.py)
 
 HTML entities (`html_entities: true`): machine-translated sets scraped from the web carry &lt; &gt;
 &quot; &#39; &amp;lt; in every field; they are unescaped in every turn before anything else (so they

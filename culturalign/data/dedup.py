@@ -1,6 +1,6 @@
 """Near-duplicate detection: MinHash over character n-grams, LSH banding, and a confirming Jaccard check.
 
-Why not datasketch or rensa (measured on bench/clean.py's 100K rows, 20M 5-grams, CPU seconds):
+Why not datasketch or rensa (measured on bench/data/clean.py's 100K rows, 20M 5-grams, CPU seconds):
 datasketch 2.0 hashes every shingle in Python and builds one MinHash per document; `MinHash.bulk`
 alone takes ~39 s, twice the whole cleaning budget. rensa 0.5 (Rust) computes the signatures from
 pre-hashed n-grams in ~1 s, but handing them back to numpy for the confirmation step costs another
