@@ -178,8 +178,8 @@ def test_report_compares_base_kg_and_safe(completed):
     seconds = float((completed / "benchmarks/train/kg_r1.tsv").read_text().splitlines()[1].split("\t")[0])
     assert f"| train/kg_r1 | {seconds:.1f} |" in md
     html = (completed / "results/report/report.html").read_text(encoding="utf-8")
-    # two loop curves, the loss curve, what adaptation cost, the drop reasons: embedded
-    assert html.count("src='data:image/png;base64,") == 5
+    # two loop curves, the loss curve, what adaptation cost, the drop reasons, the safety trade-off: embedded
+    assert html.count("src='data:image/png;base64,") == 6
     assert "| Source | Reason | Id | Prompt | Answer | Rule |" in md
 
 

@@ -101,13 +101,15 @@ def test_frontier_keeps_rounds_no_other_beats_everywhere():
 
 
 def test_annotate_names_each_rounds_remedy_and_the_frontier():
-    summary = {"target": {"RR-1": 0.4}, "reason": "max_rounds",
+    summary = {"target": {"RR-1": 0.4}, "reason": "max_rounds", "note": "No round passed by max_rounds.",
                "rounds": [scored("kg_r2", 0.3, 0.0, []), scored("safe_r1", 0.6, 0.0, [])]}
     out = annotate(summary, {"safe_r1": {"remedy": "dpo", "for": ["target"], "because": "why", "pairs": "p.json"}},
                    {"p.json": {"paired": {"risky": 1, "benign": 0}}})
     assert [(r["remedy"], r["because"]) for r in out["rounds"]] == [(None, "the loop's starting model"), ("dpo", "why")]
     assert out["rounds"][1]["pairs"] == {"paired": {"risky": 1, "benign": 0}}
-    assert out["frontier"] == ["safe_r1"] and out["note"].startswith("no round met both the target and the guard")
+    assert out["frontier"] == ["safe_r1"]
+    assert out["note"] == ("No round passed by max_rounds. Frontier (rounds no other round beats on every figure): "
+                           "safe_r1.")
 
 
 def config_with(entries: list[dict]) -> dict:

@@ -154,18 +154,17 @@ def test_every_job_ran_as_a_slurm_job(runs):
 
 
 def test_shards_ran_as_separate_slurm_jobs(runs):
-    """demo_alpaca in 2 shards in each stage: 4 clean_shard and 4 filter_shard sbatch jobs, each its own
-    SLURM job, and one source_duplicates job per sharded source; the stats say how it was split."""
+    """demo_alpaca (the one demo source over 40KB) in 2 shards: 2 clean_shard and 2 filter_shard sbatch jobs,
+    each its own SLURM job, and one source_duplicates job; the stats say how it was split."""
     rules = Counter()
     for job, log in submitted_jobs(runs.slurm).items():
         rule = log.relative_to(runs.slurm / ".snakemake" / "slurm_logs").parts[0].removeprefix("rule_")
         if rule in ("clean_shard", "filter_shard", "source_duplicates"):
             rules[rule] += 1
             assert runs.states[job][0] == "COMPLETED", (job, log)
-    assert rules == {"clean_shard": 4, "filter_shard": 4, "source_duplicates": 2}
-    for stage in ("knowledge", "safety"):
-        split = read_json(runs.slurm / f"results/data/{stage}/demo_alpaca/stats.json")["split"]
-        assert split["shards"] == 2 and split["shard_size"] == "40KB"
+    assert rules == {"clean_shard": 2, "filter_shard": 2, "source_duplicates": 1}
+    split = read_json(runs.slurm / "results/data/knowledge/demo_alpaca/stats.json")["split"]
+    assert split["shards"] == 2 and split["shard_size"] == "40KB"
 
 
 def test_training_job_took_the_test_profiles_resources(runs):
@@ -179,7 +178,7 @@ def test_data_stage_is_identical(runs):
     for stage in ("knowledge", "safety"):
         assert_frame_equal(*(pl.read_parquet(p) for p in both(runs, f"results/data/{stage}/train.parquet")))
     stats = outputs(runs, "results/data/*/*/stats.json")
-    assert len(stats) == 5  # the demo's 3 knowledge and 2 safety sources
+    assert len(stats) == 4  # the demo's 3 knowledge sources and 1 safety source
     for path in stats:
         local, on_slurm = both(runs, path)
         assert read_json(local) == read_json(on_slurm), path

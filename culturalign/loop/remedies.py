@@ -171,7 +171,7 @@ def annotate(summary: dict, rounds: dict[str, dict], pairs: dict[str, dict]) -> 
     """results/loop/safety.json with each round's `remedy`, `for` (the figures it was chosen for) and `because`
     (the loop's starting model: None),
     a preference round's `pairs` accounting, and, when no round met both the target and the guard, the
-    `frontier` of rounds and a `note` saying so. `rounds` is {model: {remedy, for, because, pairs (file)}},
+    `frontier` of rounds, named at the end of the decision's `note`. `rounds` is {model: {remedy, for, because, pairs (file)}},
     `pairs` is {pairs file: its accounting}."""
     for r in summary["rounds"]:
         chosen = rounds.get(r["model"])
@@ -181,7 +181,7 @@ def annotate(summary: dict, rounds: dict[str, dict], pairs: dict[str, dict]) -> 
             r["pairs"] = pairs[chosen["pairs"]]
     if summary["reason"] != "passed":
         summary["frontier"] = frontier(summary["rounds"], summary["target"])
-        summary["note"] = ("no round met both the target and the guard: the selection is the best by the target "
-                           "among the rounds that held the guard (else among all); the frontier lists the rounds "
-                           "no other round beats on every figure")
+        # the decision's own note (what was selected and traded) stays first; the frontier is added to it
+        summary["note"] += (f" Frontier (rounds no other round beats on every figure): "
+                            f"{', '.join(summary['frontier'])}.")
     return summary
