@@ -203,6 +203,14 @@ def duplicate_recall(ids: list[str], origin: list[tuple[int, str]], rejected: pl
 DATA_JUICER_LEFT = 41  # data-juicer MinHash (5-gram, 256 permutations, Jaccard 0.7) on 5,000 near duplicates
 
 
+def publish(result: dict, out: str | Path) -> None:
+    """Print a benchmark's figures and write them as JSON to `out` (bench/results/...): every data bench ends so."""
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -243,10 +251,7 @@ def main() -> None:
         "normalized": stats["normalized"],
         "duplicates": duplicate_recall([io.row_id("bench", i) for i in range(args.rows)], origin, rejected),
     }
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    publish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ from culturalign import io  # noqa: E402
 from culturalign.data.clean import clean_frame  # noqa: E402
 from culturalign.data.formats import read_source  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from clean import publish  # noqa: E402
+
 LABELS = ROOT / "bench" / "data" / "labels" / "alpaca_zh_demo.labels.jsonl"
 DATA = ROOT.parent / "shared" / "data" / "alpaca_zh_demo" / "alpaca_zh_demo.json"
 # filter -> (label field, value that is its class)
@@ -105,10 +108,7 @@ def main() -> None:
     result = {"data": str(args.data), "config": "default (rules alone)", "filters_run": notes["filters"],
               "development_half": score([r for r in rows if r["index"] % 2 == 0], reason),
               "test_half": score([r for r in rows if r["index"] % 2 == 1], reason)}
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    publish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clean import ASKS, ENGLISH_CONTEXT, MOJIBAKE, NEAR_KINDS, PHRASES, SUBJECTS, _answer, _near, eval_questions  # noqa: E402
+from clean import (ASKS, ENGLISH_CONTEXT, MOJIBAKE, NEAR_KINDS, PHRASES, SUBJECTS, _answer, _near,  # noqa: E402
+                   eval_questions, publish)
 
 WORKFLOW = ("Snakefile", "config.yaml", "config.schema.yaml", "rules", "scripts", "envs", "demo", "profiles")
 RECENT = 20_000   # duplicates copy one of the last RECENT rows: the writer keeps only those
@@ -137,11 +138,7 @@ def main() -> None:
         "train_rows": pl.scan_parquet(work / "results/data/knowledge/train.parquet").select(pl.len()).collect().item(),
         "command": " ".join(["python", "bench/data/stage.py", *sys.argv[1:]]),
     }
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    print(text)
-    out = ROOT / "bench" / "results" / f"stage_{args.rows}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n", encoding="utf-8")
+    publish(result, ROOT / "bench" / "results" / f"stage_{args.rows}.json")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
