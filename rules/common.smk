@@ -81,9 +81,9 @@ def shard_state_inputs(wc):
 
 def clean_inputs(wc):
     """One job: the source itself; sharded: what the shard jobs left (merged by clean_source)."""
-    if shard_count(wc.stage, wc.source) == 1:
+    n = range(shard_count(wc.stage, wc.source))   # globs and stats the source's files: once
+    if len(n) == 1:
         return shard_inputs(wc)
-    n = range(shard_count(wc.stage, wc.source))
     return {"kept": [f"{shard_dir(wc, i)}/kept.parquet" for i in n],
             "duplicates": [f"{shard_dir(wc, i)}/duplicates.parquet" for i in n],
             "rejected": [f"{shard_dir(wc, i)}/rejected.parquet" for i in n],
